@@ -28,6 +28,7 @@ static const struct {
 static bool use_stderr = true;
 static enum log_level max_level = LOG_LEVEL_INFO;
 static char log_ident[64] = "weir";
+static void (*log_hook)(enum log_level, const char *);
 
 static int facility_code(const char *name)
 {
@@ -55,6 +56,11 @@ int log_open(const char *ident, bool to_stderr, const char *facility)
 	return 0;
 }
 
+void log_set_hook(void (*fn)(enum log_level level, const char *line))
+{
+	log_hook = fn;
+}
+
 void log_set_level(enum log_level level)
 {
 	max_level = level;
@@ -74,6 +80,8 @@ static void vlog(enum log_level level, const char *fmt, va_list ap)
 	if (level > max_level)
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
+	if (log_hook != NULL)
+		log_hook(level, line);
 	if (use_stderr)
 		fprintf(stderr, "%s[%ld]: %s%s\n", log_ident, (long)getpid(), tag[level], line);
 	else

@@ -15,6 +15,9 @@ int log_open(const char *ident, bool to_stderr, const char *facility);
 /* log_facility_valid - true if name is a syslog facility log_open accepts */
 bool log_facility_valid(const char *name);
 void log_set_level(enum log_level level);
+/* log_set_hook - also pass every logged line to fn (tests capture logs
+ * this way); NULL removes it. Not for use while other threads log. */
+void log_set_hook(void (*fn)(enum log_level level, const char *line));
 bool log_level_enabled(enum log_level level);
 
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

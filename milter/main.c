@@ -1,1 +1,224 @@
-int main(void){return 0;}
+/* weir-milter - weir's policy milter for Postfix and Sendmail
+ *
+ * SYNOPSIS
+ *	weir-milter [-c FILE] [-f] [-n] [-V]
+ *
+ * DESCRIPTION
+ *	Runs inside the MTA's SMTP session through the milter protocol
+ *	(libmilter). For every message it logs one key=value line with the
+ *	queue id, client, SMTP AUTH login, envelope and decision; policy
+ *	checks plug into milter/session.c.
+ *
+ *	-c FILE	configuration (default SYSCONFDIR/weir/weir.conf)
+ *	-f	foreground: log to stderr, do not detach
+ *	-n	check the configuration, print every error as file:line, exit
+ *	-V	print the version
+ *
+ * SIGNALS
+ *	SIGUSR1 reloads the configuration: sessions in flight keep the one
+ *	they started with; a file with errors is refused and the running
+ *	configuration stays. SIGTERM, SIGINT and SIGHUP belong to libmilter,
+ *	which stops accepting connections and exits.
+ *
+ * SECURITY
+ *	Started as root, weir-milter opens its socket, writes its pid file,
+ *	then becomes the configured user for good before it serves anyone.
+ *
+ * CONFIGURATION PARAMETERS
+ *	user, hostname, log_facility, log_level, milter.socket,
+ *	milter.socket_mode, milter.pid_file, milter.timeout.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <libmilter/mfapi.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/daemon.h"
+#include "lib/endpoint.h"
+#include "lib/log.h"
+#include "milter/mlfi.h"
+#include "policy/config.h"
+
+static const char *config_path;
+static volatile sig_atomic_t stopping;
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: weir-milter [-c FILE] [-f] [-n] [-V]\n");
+	exit(2);
+}
+
+/* load - load config_path; on errors log each one (or print them when
+ * to_stderr) and return NULL */
+static struct weir_config *load(bool to_stderr)
+{
+	struct config_errors errs;
+	struct weir_config *cfg;
+
+	config_errors_init(&errs);
+	cfg = config_load(config_path, CONFIG_FOR_MILTER, &errs);
+	for (size_t i = 0; i < errs.list.n; i++) {
+		if (to_stderr)
+			fprintf(stderr, "%s\n", errs.list.v[i]);
+		else
+			log_error("%s", errs.list.v[i]);
+	}
+	config_errors_free(&errs);
+	return cfg;
+}
+
+/* reload - SIGUSR1: swap in a new configuration if it loads cleanly */
+static void reload(void)
+{
+	struct weir_config *old = config_current();
+	struct weir_config *cfg = load(false);
+
+	if (cfg == NULL) {
+		log_error("reload refused: %s has errors; keeping the running configuration",
+			  config_path);
+		config_unref(old);
+		return;
+	}
+	if (strcmp(old->milter.socket, cfg->milter.socket) != 0 ||
+	    strcmp(old->user, cfg->user) != 0)
+		log_warning("reload: milter.socket and user take effect only after a restart");
+	log_set_level((enum log_level)cfg->log_level);
+	config_set_current(cfg);
+	log_info("reload: configuration %s loaded", config_path);
+	config_unref(old);
+}
+
+/* signal_thread - waits for SIGUSR1, which every other thread blocks */
+static void *signal_thread(void *arg)
+{
+	sigset_t *set = arg;
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (stopping)
+			return NULL;
+		if (sig == SIGUSR1)
+			reload();
+	}
+}
+
+/* open_socket - have libmilter create its socket, then set the mode and
+ * owner of a unix socket so the MTA (in the user's group) can connect */
+static void open_socket(const struct weir_config *cfg)
+{
+	struct endpoint ep;
+	const char *err;
+
+	if (smfi_setconn(cfg->milter.socket) != MI_SUCCESS)
+		log_fatal("milter.socket %s: rejected by libmilter", cfg->milter.socket);
+	smfi_settimeout((int)cfg->milter.timeout);
+	if (mlfi_register() < 0)
+		log_fatal("smfi_register failed");
+	if (smfi_opensocket(true) != MI_SUCCESS)
+		log_fatal("cannot listen on %s (in use? permissions?)", cfg->milter.socket);
+	if (endpoint_parse_milter(cfg->milter.socket, &ep, &err) == 0 &&
+	    ep.family == ENDPOINT_UNIX) {
+		uid_t uid;
+		gid_t gid;
+		if (chmod(ep.path, (mode_t)cfg->milter.socket_mode) < 0)
+			log_fatal("chmod %s: %s", ep.path, strerror(errno));
+		if (geteuid() == 0 && daemon_lookup_user(cfg->user, &uid, &gid) == 0 &&
+		    chown(ep.path, uid, gid) < 0)
+			log_fatal("chown %s: %s", ep.path, strerror(errno));
+	}
+}
+
+static void become_user(const struct weir_config *cfg)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	const char *err;
+
+	if (geteuid() == 0 && daemon_lookup_user(cfg->user, &uid, &gid) < 0)
+		log_fatal("user %s: no such account (create it, or set 'user')", cfg->user);
+	if (cfg->milter.pid_file[0] &&
+	    daemon_pidfile_write(cfg->milter.pid_file, uid, gid, &err) < 0)
+		log_fatal("pid file %s: %s", cfg->milter.pid_file, err);
+	if (daemon_drop_privileges(cfg->user, &err) < 0)
+		log_fatal("cannot switch to user %s: %s", cfg->user, err);
+}
+
+int main(int argc, char **argv)
+{
+	bool foreground = false, check_only = false;
+	struct weir_config *cfg;
+	pthread_t sigthread;
+	sigset_t set;
+	int c, rc;
+
+	config_path = config_default_path();
+	while ((c = getopt(argc, argv, "c:fnV")) != -1) {
+		switch (c) {
+		case 'c': config_path = optarg; break;
+		case 'f': foreground = true; break;
+		case 'n': check_only = true; break;
+		case 'V': printf("weir-milter %s\n", PACKAGE_VERSION); return 0;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	log_open("weir-milter", true, "mail");
+	cfg = load(true);
+	if (cfg == NULL)
+		return 1;
+	if (check_only) {
+		printf("%s: ok\n", config_path);
+		config_unref(cfg);
+		return 0;
+	}
+	log_set_level((enum log_level)cfg->log_level);
+	if (!foreground) {
+		log_open("weir-milter", false, cfg->log_facility);
+		if (daemon_detach() < 0)
+			log_fatal("cannot detach: %s", strerror(errno));
+	}
+	open_socket(cfg);
+	become_user(cfg);
+	config_set_current(cfg);
+
+	/* Block SIGUSR1 in every thread libmilter will start; one thread of
+	 * ours takes it with sigwait. SIGHUP, SIGTERM and SIGINT are
+	 * blocked too, so that only libmilter's own signal thread (which
+	 * sigwaits for them) ever receives them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	if (pthread_create(&sigthread, NULL, signal_thread, &set) != 0)
+		log_fatal("cannot start the signal thread");
+
+	log_info("starting socket=%s user=%s config=%s", cfg->milter.socket,
+		 geteuid() == 0 ? "root" : cfg->user, config_path);
+	daemon_ready();
+	rc = smfi_main();
+	log_info("stopping");
+
+	stopping = 1;
+	pthread_kill(sigthread, SIGUSR1);
+	pthread_join(sigthread, NULL);
+	cfg = config_current();
+	if (cfg->milter.pid_file[0])
+		daemon_pidfile_remove(cfg->milter.pid_file);
+	config_unref(cfg);
+	config_set_current(NULL);
+	return rc == MI_SUCCESS ? 0 : 1;
+}

@@ -37,7 +37,6 @@ struct weir_config {
 		char *pid_file;
 		long socket_mode;
 		long timeout;
-		bool dry_run;
 	} milter;
 
 	struct {

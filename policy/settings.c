@@ -100,8 +100,6 @@ const struct setting weir_settings[] = {
 	 "Permissions of a unix socket (owned by user and its group)."},
 	{"milter.timeout", SETTING_DURATION, OFF(milter.timeout), "300s", 1, 3600, NULL, NULL, 0,
 	 "How long libmilter waits for the MTA."},
-	{"milter.dry_run", SETTING_BOOL, OFF(milter.dry_run), "false", NOLIMIT, NULL, NULL, 0,
-	 "Log what would be refused, refuse nothing."},
 
 	/* weir-agent */
 	{"agent.lmtp_listen", SETTING_STRLIST, OFF(agent.lmtp_listen), "(\"unix:/run/weir/agent.lmtp\")",
