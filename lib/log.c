@@ -75,7 +75,7 @@ static void vlog(enum log_level level, const char *fmt, va_list ap)
 {
 	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	static const char *const tag[] = {"error: ", "warning: ", "", "debug: "};
-	char line[4096];
+	char line[8192];
 
 	if (level > max_level)
 		return;
@@ -105,7 +105,7 @@ DEFINE_LOG(log_debug, LOG_LEVEL_DEBUG)
 void log_fatal(const char *fmt, ...)
 {
 	va_list ap;
-	char line[4096];
+	char line[8192];
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
@@ -117,7 +117,7 @@ void log_fatal(const char *fmt, ...)
 void log_panic(const char *fmt, ...)
 {
 	va_list ap;
-	char line[4096];
+	char line[8192];
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);

@@ -19,7 +19,7 @@
 
 /* Most recipients named in the per-message log line; the count is
  * always logged in full. */
-#define LOG_MAX_RCPTS 50
+#define LOG_MAX_RCPTS 20
 
 const char session_macros_connect[] = "j {daemon_name}";
 const char session_macros_helo[] = "{tls_version} {cipher} {cert_subject} {cert_issuer}";

@@ -389,6 +389,21 @@ static bool is_group_prefix(const char *path)
 	return false;
 }
 
+/* source_file - the file a node came from, as a path an administrator
+ * can open: libconfig names @included files as written, relative to the
+ * include directory (the main file's directory). Caller frees. */
+static char *source_file(const char *f, const char *main_file)
+{
+	char *dir, *path;
+
+	if (f == NULL || f[0] == '/' || strcmp(f, main_file) == 0)
+		return xstrdup(f ? f : main_file);
+	dir = xstrdup(main_file);
+	path = xasprintf("%s/%s", dirname(dir), f);
+	free(dir);
+	return path;
+}
+
 /* walk - check every node under group, recursively */
 static void walk(struct weir_config *cfg, config_setting_t *group, const char *prefix,
 		 const char *main_file, struct config_errors *errs)
@@ -399,8 +414,8 @@ static void walk(struct weir_config *cfg, config_setting_t *group, const char *p
 		struct origin o;
 		char *path;
 
-		o.file = config_setting_source_file(node) ? config_setting_source_file(node)
-							   : main_file;
+		char *file = source_file(config_setting_source_file(node), main_file);
+		o.file = file;
 		o.line = config_setting_source_line(node);
 		path = prefix[0] ? xasprintf("%s.%s", prefix, name) : xstrdup(name);
 		const struct setting *s = setting_find(path);
@@ -418,6 +433,7 @@ static void walk(struct weir_config *cfg, config_setting_t *group, const char *p
 				config_errors_add(errs, o.file, o.line, "unknown setting '%s'", path);
 		}
 		free(path);
+		free(file);
 	}
 }
 
@@ -484,12 +500,16 @@ static void fill_derived(struct weir_config *cfg)
 		cfg->agent.helo_name = xstrdup(cfg->hostname);
 }
 
-struct weir_config *config_load(const char *path, enum config_user who, struct config_errors *errs)
+/* load - read the file path, or the text when text is not NULL (path
+ * then only names it in messages) */
+static struct weir_config *load(const char *path, const char *text, enum config_user who,
+				struct config_errors *errs)
 {
 	struct weir_config *cfg = xcalloc(1, sizeof(*cfg));
 	size_t errors_before = errs->list.n;
 	char *dir = xstrdup(path);
 	config_t c;
+	int ok;
 
 	atomic_init(&cfg->refs, 1);
 	cfg->file = xstrdup(path);
@@ -497,15 +517,20 @@ struct weir_config *config_load(const char *path, enum config_user who, struct c
 
 	config_init(&c);
 	config_set_include_dir(&c, dirname(dir));
-	if (access(path, R_OK) != 0) {
+	if (text == NULL && access(path, R_OK) != 0) {
 		config_errors_add(errs, path, 0, "cannot read: %s", strerror(errno));
-	} else if (config_read_file(&c, path) != CONFIG_TRUE) {
-		const char *f = config_error_file(&c) ? config_error_file(&c) : path;
-		config_errors_add(errs, f, config_error_line(&c), "%s", config_error_text(&c));
-	} else {
-		walk(cfg, config_root_setting(&c), "", path, errs);
-		check_required(cfg, who, path, errs);
+		goto done;
 	}
+	ok = text ? config_read_string(&c, text) : config_read_file(&c, path);
+	if (ok != CONFIG_TRUE) {
+		char *f = source_file(config_error_file(&c), path);
+		config_errors_add(errs, f, config_error_line(&c), "%s", config_error_text(&c));
+		free(f);
+		goto done;
+	}
+	walk(cfg, config_root_setting(&c), "", path, errs);
+	check_required(cfg, who, path, errs);
+done:
 	config_destroy(&c);
 	free(dir);
 	fill_derived(cfg);
@@ -514,6 +539,17 @@ struct weir_config *config_load(const char *path, enum config_user who, struct c
 		return NULL;
 	}
 	return cfg;
+}
+
+struct weir_config *config_load(const char *path, enum config_user who, struct config_errors *errs)
+{
+	return load(path, NULL, who, errs);
+}
+
+struct weir_config *config_load_string(const char *name, const char *text, enum config_user who,
+				       struct config_errors *errs)
+{
+	return load(name, text, who, errs);
 }
 
 struct weir_config *config_ref(struct weir_config *cfg)

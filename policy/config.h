@@ -78,6 +78,11 @@ void config_errors_add(struct config_errors *errs, const char *file, int line,
 struct weir_config *config_load(const char *path, enum config_user who,
 				struct config_errors *errs);
 
+/* config_load_string - the same for text held in memory; name is used in
+ * messages and for relative @include paths (tests, fuzzing) */
+struct weir_config *config_load_string(const char *name, const char *text, enum config_user who,
+				       struct config_errors *errs);
+
 struct weir_config *config_ref(struct weir_config *cfg);
 /* config_unref - drop one reference; the last one frees cfg. NULL is ok. */
 void config_unref(struct weir_config *cfg);

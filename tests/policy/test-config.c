@@ -1,0 +1,259 @@
+/* test-config - weir.conf loading: defaults, types, bounds, unknown
+ * settings, file:line in every error, includes, reference counting */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "policy/config.h"
+#include "tests/testlib.h"
+
+static struct config_errors errs;
+
+static struct weir_config *load(const char *text, enum config_user who)
+{
+	config_errors_free(&errs);
+	config_errors_init(&errs);
+	return config_load_string("t.conf", text, who, &errs);
+}
+
+static bool has_error(const char *want)
+{
+	for (size_t i = 0; i < errs.list.n; i++)
+		if (strstr(errs.list.v[i], want) != NULL)
+			return true;
+	fprintf(stderr, "  no error containing \"%s\"; errors were:\n", want);
+	for (size_t i = 0; i < errs.list.n; i++)
+		fprintf(stderr, "    %s\n", errs.list.v[i]);
+	return false;
+}
+
+static void test_defaults(void)
+{
+	struct weir_config *cfg;
+
+	test_begin("defaults from an empty file");
+	cfg = load("", 0);
+	test_assert(cfg != NULL);
+	if (cfg) {
+		test_assert_str(cfg->user, "weir");
+		test_assert_str(cfg->resolver, "system");
+		test_assert(cfg->agent.max_message_size == 50LL * 1024 * 1024);
+		test_assert(cfg->agent.command_timeout == 300);
+		test_assert(cfg->milter.socket_mode == 0660);
+		test_assert(cfg->agent.lmtp_listen.n == 1);
+		test_assert(cfg->agent.smtp_listen.n == 0);
+		test_assert(cfg->log_level == LOG_LEVEL_INFO);
+		test_assert(cfg->hostname != NULL && cfg->hostname[0] != '\0');
+		test_assert_str(cfg->agent.helo_name, cfg->hostname);
+	}
+	config_unref(cfg);
+	test_end();
+}
+
+static void test_values(void)
+{
+	struct weir_config *cfg;
+
+	test_begin("values of every type");
+	cfg = load("hostname = \"relay.example\";\n"
+		   "log_level = \"debug\";\n"
+		   "milter = { socket = \"inet:8891@127.0.0.1\"; socket_mode = \"0600\"; };\n"
+		   "agent = {\n"
+		   "  smarthost = \"[192.0.2.1]:2525\";\n"
+		   "  lmtp_listen = \"unix:/x/a.lmtp\";\n"
+		   "  smtp_listen = [\"inet:10025@127.0.0.1\", \"inet6:10025@::1\"];\n"
+		   "  data_timeout = \"10m\";\n"
+		   "  connect_timeout = 7;\n"
+		   "  max_message_size = \"2M\";\n"
+		   "  max_recipients = 5;\n"
+		   "};\n",
+		   CONFIG_FOR_ALL);
+	test_assert(cfg != NULL);
+	if (cfg) {
+		test_assert_str(cfg->hostname, "relay.example");
+		test_assert_str(cfg->agent.helo_name, "relay.example");
+		test_assert(cfg->log_level == LOG_LEVEL_DEBUG);
+		test_assert(cfg->milter.socket_mode == 0600);
+		test_assert(cfg->agent.lmtp_listen.n == 1);
+		test_assert_str(cfg->agent.lmtp_listen.v[0], "unix:/x/a.lmtp");
+		test_assert(cfg->agent.smtp_listen.n == 2);
+		test_assert(cfg->agent.data_timeout == 600);
+		test_assert(cfg->agent.connect_timeout == 7);
+		test_assert(cfg->agent.max_message_size == 2 * 1048576);
+		test_assert(cfg->agent.max_recipients == 5);
+	}
+	config_unref(cfg);
+	test_end();
+}
+
+static void test_every_error_with_line(void)
+{
+	struct weir_config *cfg;
+
+	test_begin("every error reported with file:line");
+	cfg = load("user = \"weir\";\n"                          /* 1 */
+		   "agent = {\n"                                 /* 2 */
+		   "  smarthots = \"x:25\";\n"                    /* 3 */
+		   "  max_clients = 0;\n"                        /* 4 */
+		   "  data_timeout = \"5x\";\n"                   /* 5 */
+		   "  smtp_listen = (\"inet:70000@h\", 3);\n"     /* 6 */
+		   "  max_recipients = \"many\";\n"               /* 7 */
+		   "};\n"                                        /* 8 */
+		   "milter = { socket = \"tcp:1\"; };\n"           /* 9 */
+		   "nonsense = { a = 1; };\n"                    /* 10 */
+		   "log_level = \"loud\";\n",                     /* 11 */
+		   CONFIG_FOR_ALL);
+	test_assert(cfg == NULL);
+	test_assert(has_error("t.conf:3: unknown setting 'agent.smarthots' (did you mean "
+			      "'agent.smarthost'?)"));
+	test_assert(has_error("t.conf:4: agent.max_clients: out of range (1 to 100000)"));
+	test_assert(has_error("t.conf:5: agent.data_timeout: expected a duration"));
+	test_assert(has_error("t.conf:6: agent.smtp_listen: inet:70000@h: port must be"));
+	test_assert(has_error("t.conf:6: agent.smtp_listen: element 2: expected a string"));
+	test_assert(has_error("t.conf:7: agent.max_recipients: expected a number, got a string"));
+	test_assert(has_error("t.conf:9: milter.socket: expected unix:/path"));
+	test_assert(has_error("t.conf:10: unknown setting 'nonsense'"));
+	test_assert(has_error("t.conf:11: log_level: not one of the allowed values"));
+	test_assert(has_error("t.conf: agent.smarthost must be set"));
+	test_end();
+
+	test_begin("dotted names are not settings");
+	/* libconfig does not allow '.' in names: a syntax error, reported
+	 * with its line */
+	test_assert(cfg == NULL);
+	cfg = load("\n\nmilter.socket_mode = \"0600\";\n", 0);
+	test_assert(cfg == NULL);
+	test_assert(has_error("t.conf:3: "));
+	test_end();
+}
+
+static void test_syntax_error(void)
+{
+	struct weir_config *cfg;
+
+	test_begin("syntax error with its line");
+	cfg = load("user = \"a\";\n\nagent = {\n  smarthost = ;\n};\n", 0);
+	test_assert(cfg == NULL);
+	test_assert(has_error("t.conf:4: syntax error"));
+	test_end();
+}
+
+static void test_required(void)
+{
+	struct weir_config *cfg;
+
+	test_begin("what each program requires");
+	cfg = load("", CONFIG_FOR_MILTER);
+	test_assert(cfg != NULL); /* the milter needs no smart host */
+	config_unref(cfg);
+	cfg = load("", CONFIG_FOR_AGENT);
+	test_assert(cfg == NULL);
+	test_assert(has_error("agent.smarthost must be set"));
+	cfg = load("agent = { smarthost = \"relay.example\"; lmtp_listen = (); };",
+		   CONFIG_FOR_AGENT);
+	test_assert(cfg == NULL);
+	test_assert(has_error("weir-agent needs agent.lmtp_listen or agent.smtp_listen"));
+	test_end();
+}
+
+static void test_units(void)
+{
+	long long v;
+	const char *err;
+
+	test_begin("durations and sizes");
+	test_assert(config_parse_duration("90", &v, &err) == 0 && v == 90);
+	test_assert(config_parse_duration("2h", &v, &err) == 0 && v == 7200);
+	test_assert(config_parse_duration("1w", &v, &err) == 0 && v == 604800);
+	test_assert(config_parse_duration("-1", &v, &err) < 0);
+	test_assert(config_parse_duration("", &v, &err) < 0);
+	test_assert(config_parse_duration("5 m", &v, &err) < 0);
+	test_assert(config_parse_duration("99999999999999999999", &v, &err) < 0);
+	test_assert(config_parse_size("10k", &v, &err) == 0 && v == 10240);
+	test_assert(config_parse_size("1G", &v, &err) == 0 && v == 1073741824);
+	test_assert(config_parse_size("9223372036854775807G", &v, &err) < 0);
+	test_assert(config_parse_size("1.5M", &v, &err) < 0);
+	test_end();
+}
+
+static void test_include(void)
+{
+	char dir[] = "/tmp/weir-test-config-XXXXXX";
+	char *main_path, *inc_path;
+	struct weir_config *cfg;
+	FILE *f;
+
+	test_begin("@include relative to the file, errors name the included file");
+	test_assert(mkdtemp(dir) != NULL);
+	main_path = xasprintf("%s/weir.conf", dir);
+	inc_path = xasprintf("%s/agent.inc", dir);
+	f = fopen(inc_path, "w");
+	fputs("agent = {\n  smarthost = \"[127.0.0.1]:25\";\n  bogus = 1;\n};\n", f);
+	fclose(f);
+	f = fopen(main_path, "w");
+	fputs("user = \"weir\";\n@include \"agent.inc\"\n", f);
+	fclose(f);
+	config_errors_free(&errs);
+	config_errors_init(&errs);
+	cfg = config_load(main_path, CONFIG_FOR_ALL, &errs);
+	test_assert(cfg == NULL);
+	char *want = xasprintf("%s:3: unknown setting 'agent.bogus'", inc_path);
+	test_assert(has_error(want));
+	free(want);
+	f = fopen(inc_path, "w");
+	fputs("agent = {\n  smarthost = \"[127.0.0.1]:25\";\n};\n", f);
+	fclose(f);
+	cfg = config_load(main_path, CONFIG_FOR_ALL, &errs);
+	test_assert(cfg != NULL);
+	if (cfg)
+		test_assert_str(cfg->agent.smarthost, "[127.0.0.1]:25");
+	config_unref(cfg);
+	test_assert(config_load("/nonexistent/weir.conf", 0, &errs) == NULL);
+	test_assert(has_error("/nonexistent/weir.conf: cannot read: No such file"));
+	unlink(main_path);
+	unlink(inc_path);
+	rmdir(dir);
+	free(main_path);
+	free(inc_path);
+	test_end();
+}
+
+static void test_current(void)
+{
+	struct weir_config *a, *b, *held;
+
+	test_begin("reload swaps, holders keep theirs");
+	a = load("hostname = \"a\";", 0);
+	b = load("hostname = \"b\";", 0);
+	config_set_current(a);
+	held = config_current(); /* a session in flight */
+	config_set_current(b);   /* reload */
+	test_assert_str(held->hostname, "a");
+	struct weir_config *now = config_current();
+	test_assert_str(now->hostname, "b");
+	config_unref(now);
+	config_unref(held); /* frees a */
+	config_set_current(NULL);
+	test_end();
+}
+
+int main(void)
+{
+	log_open("test-config", true, "mail");
+	config_errors_init(&errs);
+	test_defaults();
+	test_values();
+	test_every_error_with_line();
+	test_syntax_error();
+	test_required();
+	test_units();
+	test_include();
+	test_current();
+	config_errors_free(&errs);
+	return test_exit_status();
+}
