@@ -1,0 +1,36 @@
+#!/bin/bash
+# run.sh - build one libFuzzer target and run it for a bounded time.
+#
+#   tests/fuzz/run.sh tests/fuzz/fuzz-NAME.c [SECONDS]
+#
+# Each target names what it links in a comment line of its own:
+#   fuzz-sources: lib/log.c lib/xalloc.c ...
+#   fuzz-pkg: libconfig libevent        (pkg-config modules, optional)
+# Seeds live in tests/fuzz/corpus/NAME/; the run's new inputs go to a
+# scratch copy, so the committed corpus only changes by hand. A crash
+# leaves its input in tests/results/fuzz/ and fails the run.
+set -eu
+src=$1
+secs=${2:-20}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+name=$(basename "$src" .c)
+out=$top/tests/results/fuzz
+mkdir -p "$out"
+cd "$top"
+sources=$(sed -n 's/.*fuzz-sources: *//p' "$src" | head -1)
+pkgs=$(sed -n 's/.*fuzz-pkg: *//p' "$src" | head -1)
+flags=""
+[ -n "$pkgs" ] && flags=$(pkg-config --cflags --libs $pkgs)
+[ -f autoconf.h ] || { echo "run ./configure first (autoconf.h is missing)"; exit 1; }
+# shellcheck disable=SC2086
+clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -I"$top" -o "$out/$name" "$src" $sources $flags -lpthread
+export LSAN_OPTIONS=suppressions=$top/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if [ -d "tests/fuzz/corpus/$name" ]; then
+	cp -r "tests/fuzz/corpus/$name/." "$work/"
+fi
+cd "$out"
+"./$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+	-artifact_prefix="$out/$name-" "$work"
