@@ -165,6 +165,25 @@ void endpoint_format(const struct endpoint *ep, char *buf, size_t size)
 	}
 }
 
+bool endpoint_unix_alive(const char *path)
+{
+	struct sockaddr_un sun;
+	bool alive;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return false;
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	alive = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+	close(fd);
+	return alive;
+}
+
 static int listen_unix(const struct endpoint *ep, int backlog, const char **err_r)
 {
 	struct sockaddr_un sun;
@@ -178,20 +197,15 @@ static int listen_unix(const struct endpoint *ep, int backlog, const char **err_
 		goto fail;
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		struct stat st;
-		int probe;
 
 		if (errno != EADDRINUSE)
 			goto fail;
 		/* Stale socket from a crashed run, or a live server? */
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			close(probe);
+		if (endpoint_unix_alive(ep->path)) {
 			close(fd);
 			*err_r = "another process is listening on this socket";
 			return -1;
 		}
-		if (probe >= 0)
-			close(probe);
 		if (lstat(ep->path, &st) == 0 && S_ISSOCK(st.st_mode))
 			unlink(ep->path);
 		if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)

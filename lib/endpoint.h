@@ -29,6 +29,10 @@ int endpoint_parse_milter(const char *spec, struct endpoint *ep, const char **er
 int endpoint_parse_hostport(const char *spec, unsigned default_port, struct endpoint *ep,
 			    bool *literal_r, const char **err_r);
 
+/* endpoint_unix_alive - true if a process accepts connections on the
+ * unix socket at path */
+bool endpoint_unix_alive(const char *path);
+
 /* endpoint_format - "unix:/p", "inet:25@127.0.0.1", into buf */
 void endpoint_format(const struct endpoint *ep, char *buf, size_t size);
 

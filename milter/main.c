@@ -43,6 +43,7 @@
 #include "lib/daemon.h"
 #include "lib/endpoint.h"
 #include "lib/log.h"
+#include "lib/xalloc.h"
 #include "milter/mlfi.h"
 #include "policy/config.h"
 
@@ -123,10 +124,14 @@ static void open_socket(const struct weir_config *cfg)
 	smfi_settimeout((int)cfg->milter.timeout);
 	if (mlfi_register() < 0)
 		log_fatal("smfi_register failed");
+	/* smfi_opensocket(true) removes an existing unix socket: never do
+	 * that to a milter that is still serving on it. */
+	if (endpoint_parse_milter(cfg->milter.socket, &ep, &err) == 0 &&
+	    ep.family == ENDPOINT_UNIX && endpoint_unix_alive(ep.path))
+		log_fatal("%s: another process is listening on this socket", cfg->milter.socket);
 	if (smfi_opensocket(true) != MI_SUCCESS)
 		log_fatal("cannot listen on %s (in use? permissions?)", cfg->milter.socket);
-	if (endpoint_parse_milter(cfg->milter.socket, &ep, &err) == 0 &&
-	    ep.family == ENDPOINT_UNIX) {
+	if (ep.family == ENDPOINT_UNIX) {
 		uid_t uid;
 		gid_t gid;
 		if (chmod(ep.path, (mode_t)cfg->milter.socket_mode) < 0)
@@ -137,7 +142,19 @@ static void open_socket(const struct weir_config *cfg)
 	}
 }
 
-static void become_user(const struct weir_config *cfg)
+static char *pid_file;
+
+static void remove_pid_file(void)
+{
+	if (pid_file != NULL)
+		daemon_pidfile_remove(pid_file);
+	free(pid_file);
+	pid_file = NULL;
+}
+
+/* write_pid_file - before the socket is opened, so a second instance
+ * stops here, and owned by the user so it can be removed after the drop */
+static void write_pid_file(const struct weir_config *cfg)
 {
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
@@ -145,9 +162,18 @@ static void become_user(const struct weir_config *cfg)
 
 	if (geteuid() == 0 && daemon_lookup_user(cfg->user, &uid, &gid) < 0)
 		log_fatal("user %s: no such account (create it, or set 'user')", cfg->user);
-	if (cfg->milter.pid_file[0] &&
-	    daemon_pidfile_write(cfg->milter.pid_file, uid, gid, &err) < 0)
+	if (cfg->milter.pid_file[0] == '\0')
+		return;
+	if (daemon_pidfile_write(cfg->milter.pid_file, uid, gid, &err) < 0)
 		log_fatal("pid file %s: %s", cfg->milter.pid_file, err);
+	pid_file = xstrdup(cfg->milter.pid_file);
+	atexit(remove_pid_file);
+}
+
+static void become_user(const struct weir_config *cfg)
+{
+	const char *err;
+
 	if (daemon_drop_privileges(cfg->user, &err) < 0)
 		log_fatal("cannot switch to user %s: %s", cfg->user, err);
 }
@@ -187,6 +213,7 @@ int main(int argc, char **argv)
 		if (daemon_detach() < 0)
 			log_fatal("cannot detach: %s", strerror(errno));
 	}
+	write_pid_file(cfg);
 	open_socket(cfg);
 	become_user(cfg);
 	config_set_current(cfg);
@@ -215,10 +242,6 @@ int main(int argc, char **argv)
 	stopping = 1;
 	pthread_kill(sigthread, SIGUSR1);
 	pthread_join(sigthread, NULL);
-	cfg = config_current();
-	if (cfg->milter.pid_file[0])
-		daemon_pidfile_remove(cfg->milter.pid_file);
-	config_unref(cfg);
 	config_set_current(NULL);
 	return rc == MI_SUCCESS ? 0 : 1;
 }
