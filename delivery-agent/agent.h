@@ -1,0 +1,117 @@
+/* agent - weir-agent's shared structures: the daemon, client sessions */
+#ifndef WEIR_AGENT_AGENT_H
+#define WEIR_AGENT_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "delivery-agent/smtp_cmd.h"
+#include "lib/endpoint.h"
+
+struct event_base;
+struct event;
+struct evbuffer;
+struct bufferevent;
+struct evconnlistener;
+struct weir_config;
+struct dns;
+struct upstream;
+struct smtp_reply;
+
+struct listener {
+	struct agent *agent;
+	struct evconnlistener *l;
+	struct endpoint ep;
+	bool lmtp;
+	char *spec;
+};
+
+/* The daemon: one per process. */
+struct agent {
+	struct event_base *base;
+	struct dns *dns; /* for the resolver settings below */
+	char *dns_servers;
+	long dns_timeout;
+	struct listener **listeners;
+	size_t nlisteners;
+	struct client *clients;
+	size_t nclients;
+	unsigned long next_id;
+	bool stopping;
+	struct event *stop_timer, *kill_timer;
+};
+
+enum client_state {
+	CL_START, /* no HELO/EHLO/LHLO yet */
+	CL_READY, /* greeted, no transaction */
+	CL_MAIL,  /* MAIL accepted */
+	CL_DATA,  /* reading the message */
+};
+
+/* One mail transaction (MAIL .. end of DATA). */
+struct txn {
+	char *from;
+	enum smtp_body body;
+	long long size;
+	char **rcpts; /* accepted by the smart host */
+	size_t nrcpts;
+	size_t nrequested; /* RCPT commands seen, for max_recipients */
+	struct evbuffer *msg; /* CRLF lines, still dot-stuffed */
+	size_t msg_size;
+	bool too_big;
+	bool at_bol; /* next data byte starts a line */
+};
+
+/* One connection from the MTA. Holds a configuration reference taken at
+ * accept, so a reload does not change a session in flight. */
+struct client {
+	struct agent *agent;
+	struct weir_config *cfg;
+	struct bufferevent *bev;
+	struct event *idle;
+	unsigned long id;
+	bool lmtp;
+	char peer[80];
+	enum client_state state;
+	bool busy;    /* waiting for the smart host: input waits */
+	bool closing; /* last reply written: free once it is sent */
+	bool skip_line; /* discarding the rest of an over-long line */
+	int errors;
+	struct txn txn;
+	struct smtp_mail pending_mail;
+	char pending_rcpt[SMTP_PATH_MAX + 1];
+	struct upstream *up;
+	struct client *prev, *next;
+};
+
+/* server.c */
+void client_accept(struct agent *a, int fd, const struct sockaddr *sa, bool lmtp);
+/* client_reply - write one reply line (CRLF added) */
+void client_reply(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* client_done - the command waiting for the smart host is answered:
+ * continue with pipelined input */
+void client_done(struct client *c);
+/* client_close - write line (if not NULL) and close once it is sent */
+void client_close(struct client *c, const char *line);
+void client_free(struct client *c);
+void txn_reset(struct client *c);
+/* client_shutdown - SIGTERM: close idle sessions now, others after their
+ * transaction; force = close all now */
+void client_shutdown(struct client *c, bool force);
+
+/* relay.c: the commands that involve the smart host */
+void relay_mail(struct client *c);
+void relay_rcpt(struct client *c);
+void relay_data(struct client *c);
+void relay_rset(struct client *c);
+/* relay_log - one key=value line for a recipient or transaction */
+void relay_log(struct client *c, const char *rcpt, const char *status, const char *reply);
+/* relay_quote - "550 5.1.1 <who>: smart host NAME said: 550 5.1.1 text"
+ * for a non-2xx reply; caller frees */
+char *relay_quote(const struct smtp_reply *r, const char *who, const char *relay);
+
+/* main.c */
+void agent_client_gone(struct agent *a);
+
+#endif

@@ -1,0 +1,96 @@
+#!/usr/bin/python3
+"""fake-smarthost - an SMTP server for test-relay that misbehaves on purpose.
+
+usage: fake-smarthost.py PORT MODE [MSGFILE]
+MODE: ok       normal server
+      greet421 answers the greeting with 421 and closes
+      dropdata closes the connection after reading the message, no reply
+      silent   accepts the connection and never says anything
+      silentdata  never answers the final dot
+Per recipient (local part): t450* -> 450 4.2.0, r550* -> 550 5.1.1.
+Prints "ready" on stdout once listening; writes each received message
+(still dot-stuffed, as sent) to MSGFILE."""
+import socket
+import sys
+import threading
+
+
+def session(conn, mode):
+    f = conn.makefile("rwb")
+
+    def say(line):
+        f.write((line + "\r\n").encode())
+        f.flush()
+
+    if mode == "silent":
+        conn.recv(1)
+        return
+    if mode == "greet421":
+        say("421 4.3.2 fake: service not available")
+        return
+    say("220 fake.test ESMTP")
+    while True:
+        line = f.readline()
+        if not line:
+            return
+        cmd = line.decode("latin-1").rstrip("\r\n")
+        verb = cmd[:4].upper()
+        if verb == "EHLO":
+            say("250-fake.test")
+            say("250-PIPELINING")
+            say("250-8BITMIME")
+            say("250 SIZE 10000000")
+        elif verb == "HELO":
+            say("250 fake.test")
+        elif verb == "MAIL":
+            say("250 2.1.0 Ok")
+        elif verb == "RCPT":
+            addr = cmd[cmd.find("<") + 1:cmd.rfind(">")]
+            if addr.startswith("t450"):
+                say("450 4.2.0 <%s>: Recipient address rejected: try later" % addr)
+            elif addr.startswith("r550"):
+                say("550 5.1.1 <%s>: Recipient address rejected" % addr)
+            else:
+                say("250 2.1.5 Ok")
+        elif verb == "DATA":
+            say("354 go ahead")
+            data = b""
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                if line == b".\r\n":
+                    break
+                data += line
+            if len(sys.argv) > 3:
+                with open(sys.argv[3], "wb") as out:
+                    out.write(data)
+            if mode == "dropdata":
+                return
+            if mode == "silentdata":
+                conn.recv(1)
+                return
+            say("250 2.0.0 Ok: queued as FAKE1")
+        elif verb == "RSET" or verb == "NOOP":
+            say("250 2.0.0 Ok")
+        elif verb == "QUIT":
+            say("221 2.0.0 Bye")
+            return
+        else:
+            say("502 5.5.2 what")
+
+
+def main():
+    port, mode = int(sys.argv[1]), sys.argv[2]
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(16)
+    print("ready", flush=True)
+    while True:
+        conn, _ = srv.accept()
+        t = threading.Thread(target=lambda c=conn: (session(c, mode), c.close()), daemon=True)
+        t.start()
+
+
+main()
