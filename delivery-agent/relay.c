@@ -52,8 +52,11 @@ void relay_log(struct client *c, const char *rcpt, const char *status, const cha
 char *relay_quote(const struct smtp_reply *r, const char *who, const char *relay)
 {
 	char enh[16], *said = smtp_reply_oneline(r, 400), *line;
+	/* 421 closes a session: to the MTA this is only a per-command
+	 * temporary failure, the connection to weir-agent stays fine. */
+	int code = r->code == 421 ? 451 : r->code;
 
-	line = xasprintf("%d %s %s%ssmart host %s said: %s", r->code,
+	line = xasprintf("%d %s %s%ssmart host %s said: %s", code,
 			 smtp_reply_enhanced(r, enh, sizeof(enh)), who ? who : "",
 			 who ? ": " : "", relay, said);
 	free(said);

@@ -75,6 +75,13 @@ static int configure(struct ub_ctx *ctx, const char *servers, const char **err_r
 		}
 	}
 	free(copy);
+	/* libunbound answers names under the reserved "test." (RFC 6761)
+	 * NXDOMAIN itself. With servers of its own, an administrator (or a
+	 * test bed) may serve such names there: ask them. */
+	if (ret == 0 && ub_ctx_zone_add(ctx, "test.", "nodefault") != 0) {
+		*err_r = "cannot configure the resolver";
+		ret = -1;
+	}
 	return ret;
 }
 
