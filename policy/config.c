@@ -406,7 +406,7 @@ static char *source_file(const char *f, const char *main_file)
 
 /* walk - check every node under group, recursively */
 static void walk(struct weir_config *cfg, config_setting_t *group, const char *prefix,
-		 const char *main_file, struct config_errors *errs)
+		 const char *main_file, bool *seen, struct config_errors *errs)
 {
 	for (int i = 0; i < config_setting_length(group); i++) {
 		config_setting_t *node = config_setting_get_elem(group, (unsigned)i);
@@ -420,9 +420,10 @@ static void walk(struct weir_config *cfg, config_setting_t *group, const char *p
 		path = prefix[0] ? xasprintf("%s.%s", prefix, name) : xstrdup(name);
 		const struct setting *s = setting_find(path);
 		if (s != NULL) {
+			seen[s - weir_settings] = true;
 			store_node(cfg, s, node, &o, errs);
 		} else if (config_setting_is_group(node) && is_group_prefix(path)) {
-			walk(cfg, node, path, main_file, errs);
+			walk(cfg, node, path, main_file, seen, errs);
 		} else {
 			const char *near = closest_setting(path);
 			if (near)
@@ -467,12 +468,14 @@ static void set_defaults(struct weir_config *cfg)
 	}
 }
 
+/* check_required - settings a program needs; one given with a bad value
+ * was reported already (seen) */
 static void check_required(struct weir_config *cfg, enum config_user who, const char *file,
-			   struct config_errors *errs)
+			   const bool *seen, struct config_errors *errs)
 {
 	for (size_t i = 0; i < weir_settings_count; i++) {
 		const struct setting *s = &weir_settings[i];
-		if (!(s->required_by & who))
+		if (!(s->required_by & who) || (seen[i] && errs->list.n > 0))
 			continue;
 		if (s->type == SETTING_STRING) {
 			const char *v = *FIELD(cfg, s, char *);
@@ -508,6 +511,7 @@ static struct weir_config *load(const char *path, const char *text, enum config_
 	struct weir_config *cfg = xcalloc(1, sizeof(*cfg));
 	size_t errors_before = errs->list.n;
 	char *dir = xstrdup(path);
+	bool *seen;
 	config_t c;
 	int ok;
 
@@ -528,8 +532,10 @@ static struct weir_config *load(const char *path, const char *text, enum config_
 		free(f);
 		goto done;
 	}
-	walk(cfg, config_root_setting(&c), "", path, errs);
-	check_required(cfg, who, path, errs);
+	seen = xcalloc(weir_settings_count, sizeof(*seen));
+	walk(cfg, config_root_setting(&c), "", path, seen, errs);
+	check_required(cfg, who, path, seen, errs);
+	free(seen);
 done:
 	config_destroy(&c);
 	free(dir);
