@@ -25,10 +25,7 @@ say() { printf '\n=== %s\n' "$*"; }
 
 if [ "${QUICKSTART_NO_APT:-0}" != 1 ]; then
 	say "installing Debian packages (contrib/debian-packages.txt)"
-	echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	grep -vE '^[[:space:]]*(#|$)' contrib/debian-packages.txt | xargs apt-get install -y -q --no-install-recommends
+	sh contrib/install-deps.sh
 fi
 # The postfix package starts the system instance on port 25 when it was
 # configured; with "No configuration" it is not. Our instance is private.

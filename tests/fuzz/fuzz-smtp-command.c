@@ -1,5 +1,6 @@
 /* fuzz-smtp-command - libFuzzer target for delivery-agent/smtp_cmd.c
  *
+ * fuzz-sources: delivery-agent/smtp_cmd.c
  * Build and run (from the top of the tree, after ./configure):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -I/work/main \
  *	tests/fuzz/fuzz-smtp-command.c delivery-agent/smtp_cmd.c \

@@ -1,5 +1,6 @@
 /* fuzz-smtp-reply - libFuzzer target for lib/smtp_reply.c
  *
+ * fuzz-sources: lib/smtp_reply.c lib/xalloc.c lib/log.c
  * Build and run (from the top of the tree, after ./configure):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -I/work/main \
  *	tests/fuzz/fuzz-smtp-reply.c lib/smtp_reply.c lib/xalloc.c lib/log.c \

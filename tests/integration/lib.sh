@@ -85,6 +85,15 @@ it_cleanup() {
 	trap - EXIT
 	if [ -n "$D" ] && [ -d "$D" ]; then
 		"$STACK/stop" "$D" >/dev/null 2>&1 || true
+		# Sanitized daemons (WEIR_BUILD=build-asan) report memory errors
+		# and leaks in their logs, leaks only at exit: after the stop.
+		if grep -lE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" \
+			"$D"/log/weir-*.log >/dev/null 2>&1; then
+			echo "FAIL: sanitizer report in a daemon log:"
+			grep -hE -A30 "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" \
+				"$D"/log/weir-*.log | head -60
+			[ "$rc" = 0 ] && rc=1
+		fi
 		if [ "$rc" = 0 ] && [ "${WEIR_IT_KEEP:-0}" != 1 ]; then
 			rm -rf -- "$D"
 		elif [ "$rc" != 77 ]; then
