@@ -60,19 +60,7 @@ static void usage(void)
  * to_stderr) and return NULL */
 static struct weir_config *load(bool to_stderr)
 {
-	struct config_errors errs;
-	struct weir_config *cfg;
-
-	config_errors_init(&errs);
-	cfg = config_load(config_path, CONFIG_FOR_MILTER, &errs);
-	for (size_t i = 0; i < errs.list.n; i++) {
-		if (to_stderr)
-			fprintf(stderr, "%s\n", errs.list.v[i]);
-		else
-			log_error("%s", errs.list.v[i]);
-	}
-	config_errors_free(&errs);
-	return cfg;
+	return config_load_reported(config_path, CONFIG_FOR_MILTER, to_stderr, NULL);
 }
 
 /* reload - SIGUSR1: swap in a new configuration if it loads cleanly */

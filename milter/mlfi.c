@@ -80,8 +80,8 @@ static sfsistat mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	const unsigned long want_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE |
 					   SMFIF_SETSYMLIST;
 	/* Stages weir does not need yet: the MTA skips them. */
-	const unsigned long skip_steps = SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY |
-					 SMFIP_NOUNKNOWN | SMFIP_NODATA;
+	const unsigned long skip_steps = SMFIP_NOEOH | SMFIP_NOBODY | SMFIP_NOUNKNOWN |
+					 SMFIP_NODATA;
 
 	(void)f2;
 	(void)f3;
@@ -118,10 +118,11 @@ static sfsistat mlfi_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 static sfsistat mlfi_helo(SMFICTX *ctx, char *helo)
 {
 	struct conn *c = smfi_getpriv(ctx);
+	struct mlfi_io io = io_for(ctx);
 
 	if (c == NULL)
 		return tempfail_no_context(ctx, "helo");
-	return to_sfsistat(session_helo(c, helo));
+	return to_sfsistat(session_helo(c, &io, helo));
 }
 
 static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
@@ -142,6 +143,15 @@ static sfsistat mlfi_envrcpt(SMFICTX *ctx, char **argv)
 	if (c == NULL)
 		return tempfail_no_context(ctx, "rcpt");
 	return to_sfsistat(session_rcpt(c, &io, argv));
+}
+
+static sfsistat mlfi_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct conn *c = smfi_getpriv(ctx);
+
+	if (c == NULL)
+		return tempfail_no_context(ctx, "header");
+	return to_sfsistat(session_header(c, name, value));
 }
 
 static sfsistat mlfi_eom(SMFICTX *ctx)
@@ -185,6 +195,7 @@ int mlfi_register(void)
 	desc.xxfi_helo = mlfi_helo;
 	desc.xxfi_envfrom = mlfi_envfrom;
 	desc.xxfi_envrcpt = mlfi_envrcpt;
+	desc.xxfi_header = mlfi_header;
 	desc.xxfi_eom = mlfi_eom;
 	desc.xxfi_abort = mlfi_abort;
 	desc.xxfi_close = mlfi_close;

@@ -1,9 +1,7 @@
-/* session - weir-milter's stage logic, free of libmilter types
+/* session - weir-milter's connection and message contexts
  *
- * For now weir-milter observes: it records the client, the SMTP AUTH
- * login, the envelope, and logs one key=value line per message with the
- * decision (accept). Policy checks (sender authentication, SPF, DKIM,
- * rates) hook into the stages below. */
+ * The stage logic lives in identity.c, envelope.c, message.c and
+ * decision.c; this file creates and frees the contexts. */
 #include "autoconf.h"
 
 #include <arpa/inet.h>
@@ -13,16 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/cidr.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "milter/session.h"
 
-/* Most recipients named in the per-message log line; the count is
- * always logged in full. */
-#define LOG_MAX_RCPTS 20
-
 const char session_macros_connect[] = "j {daemon_name}";
-const char session_macros_helo[] = "{tls_version} {cipher} {cert_subject} {cert_issuer}";
+const char session_macros_helo[] =
+	"{tls_version} {cipher} {cert_subject} {cert_issuer} {cert_fingerprint} {cert_md5}";
 const char session_macros_envfrom[] = "i {auth_type} {auth_authen} {auth_ssf}";
 const char session_macros_envrcpt[] = "{rcpt_addr}";
 const char session_macros_eom[] = "i";
@@ -56,116 +52,54 @@ struct conn *session_connect(struct weir_config *cfg, const char *hostname,
 	c->id = atomic_fetch_add(&next_conn_id, 1);
 	c->client_name = xstrdup(hostname ? hostname : "unknown");
 	c->client_addr = format_addr(hostaddr);
-	log_debug("conn=%lu connect client=%s[%s]", c->id, c->client_name,
-		  c->client_addr ? c->client_addr : "local");
+	for (size_t i = 0; i < cfg->ntrusted && hostaddr; i++)
+		if (cidr_match_sockaddr(&cfg->trusted[i], hostaddr))
+			c->trusted = true;
+	log_debug("conn=%lu connect client=%s[%s] trusted=%s", c->id, c->client_name,
+		  c->client_addr ? c->client_addr : "local", c->trusted ? "yes" : "no");
 	return c;
 }
 
-enum mlfi_status session_helo(struct conn *c, const char *helo)
+/* session_helo - HELO/EHLO; the TLS macros are current here */
+enum mlfi_status session_helo(struct conn *c, const struct mlfi_io *io, const char *helo)
 {
+	const char *subject = io->getsymval(io->handle, "{cert_subject}");
+	const char *fp = io->getsymval(io->handle, "{cert_fingerprint}");
+
+	if (fp == NULL || fp[0] == '\0')
+		fp = io->getsymval(io->handle, "{cert_md5}");
 	free(c->helo);
+	free(c->cert_subject);
+	free(c->cert_fingerprint);
 	c->helo = xstrdup(helo ? helo : "");
+	c->cert_subject = subject && subject[0] ? xstrdup(subject) : NULL;
+	c->cert_fingerprint = NULL;
+	if (fp != NULL && fp[0] != '\0') {
+		char *o = c->cert_fingerprint = xmalloc(strlen(fp) + 1);
+		for (; *fp; fp++)
+			if (*fp != ':' && *fp != ' ')
+				*o++ = (char)(*fp >= 'A' && *fp <= 'F' ? *fp + 32 : *fp);
+		*o = '\0';
+	}
 	return MLFI_CONTINUE;
 }
 
-static void msg_free(struct msg *m)
+void msg_free(struct msg *m)
 {
 	if (m == NULL)
 		return;
 	free(m->queue_id);
-	free(m->auth_login);
 	free(m->sender);
+	free(m->login);
+	free(m->hold);
 	for (size_t i = 0; i < m->n_rcpts; i++)
 		free(m->rcpts[i]);
 	free(m->rcpts);
+	for (size_t i = 0; i < m->n_from && i < MSG_MAX_HEADERS; i++)
+		free(m->from[i]);
+	for (size_t i = 0; i < m->n_sender_hdr && i < MSG_MAX_HEADERS; i++)
+		free(m->sender_hdr[i]);
 	free(m);
-}
-
-/* strip_brackets - "<a@b>" -> "a@b", new memory */
-static char *strip_brackets(const char *arg)
-{
-	size_t n = strlen(arg);
-
-	if (n >= 2 && arg[0] == '<' && arg[n - 1] == '>')
-		return xstrndup(arg + 1, n - 2);
-	return xstrdup(arg);
-}
-
-static char *macro_dup(const struct mlfi_io *io, const char *name)
-{
-	const char *v = io->getsymval(io->handle, name);
-
-	return v != NULL && v[0] != '\0' ? xstrdup(v) : NULL;
-}
-
-enum mlfi_status session_mail(struct conn *c, const struct mlfi_io *io, char **argv)
-{
-	msg_free(c->msg);
-	c->msg = xcalloc(1, sizeof(*c->msg));
-	c->msg->sender = strip_brackets(argv && argv[0] ? argv[0] : "");
-	c->msg->auth_login = macro_dup(io, "{auth_authen}");
-	c->msg->queue_id = macro_dup(io, "i");
-	c->n_msgs++;
-	return MLFI_CONTINUE;
-}
-
-enum mlfi_status session_rcpt(struct conn *c, const struct mlfi_io *io, char **argv)
-{
-	struct msg *m = c->msg;
-
-	(void)io;
-	if (m == NULL || argv == NULL || argv[0] == NULL)
-		return MLFI_CONTINUE;
-	m->rcpts = xrealloc(m->rcpts, (m->n_rcpts + 1) * sizeof(*m->rcpts));
-	m->rcpts[m->n_rcpts++] = strip_brackets(argv[0]);
-	return MLFI_CONTINUE;
-}
-
-/* log_message - the one key=value line per message */
-static void log_message(struct conn *c, const char *decision, const char *reason)
-{
-	struct msg *m = c->msg;
-	struct kvline kv;
-	char *list = NULL;
-	size_t len = 0;
-
-	kv_init(&kv);
-	kv_add(&kv, "queue_id", m->queue_id ? m->queue_id : "NOQUEUE");
-	kv_addf(&kv, "conn", "%lu", c->id);
-	kv_addf(&kv, "client", "%s[%s]", c->client_name, c->client_addr ? c->client_addr : "local");
-	if (c->helo)
-		kv_add(&kv, "helo", c->helo);
-	kv_add(&kv, "auth", m->auth_login ? m->auth_login : "-");
-	kv_addf(&kv, "from", "<%s>", m->sender);
-	for (size_t i = 0; i < m->n_rcpts && i < LOG_MAX_RCPTS; i++) {
-		size_t n = strlen(m->rcpts[i]);
-		list = xrealloc(list, len + n + 4);
-		len += (size_t)sprintf(list + len, "%s<%s>", i ? "," : "", m->rcpts[i]);
-	}
-	if (m->n_rcpts > LOG_MAX_RCPTS) {
-		list = xrealloc(list, len + 5);
-		strcpy(list + len, ",...");
-	}
-	kv_add(&kv, "rcpts", list ? list : "");
-	kv_addf(&kv, "nrcpt", "%zu", m->n_rcpts);
-	kv_add(&kv, "decision", decision);
-	if (reason)
-		kv_add(&kv, "reason", reason);
-	log_info("%s", kv_str(&kv));
-	kv_free(&kv);
-	free(list);
-}
-
-enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io)
-{
-	if (c->msg == NULL)
-		return MLFI_CONTINUE;
-	if (c->msg->queue_id == NULL)
-		c->msg->queue_id = macro_dup(io, "i");
-	log_message(c, "accept", NULL);
-	msg_free(c->msg);
-	c->msg = NULL;
-	return MLFI_CONTINUE;
 }
 
 void session_abort(struct conn *c, const struct mlfi_io *io)
@@ -173,7 +107,10 @@ void session_abort(struct conn *c, const struct mlfi_io *io)
 	(void)io;
 	if (c == NULL || c->msg == NULL)
 		return;
-	log_message(c, "none", "aborted before end of message");
+	if (c->msg->n_rcpts == 0 && c->msg->n_refused > 0)
+		log_message(c, "reject", "every recipient was refused");
+	else
+		log_message(c, "none", "aborted before end of message");
 	msg_free(c->msg);
 	c->msg = NULL;
 }
@@ -187,6 +124,8 @@ void session_close(struct conn *c)
 	free(c->client_name);
 	free(c->client_addr);
 	free(c->helo);
+	free(c->cert_subject);
+	free(c->cert_fingerprint);
 	config_unref(c->cfg);
 	free(c);
 }

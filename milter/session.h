@@ -5,22 +5,53 @@
  * reference to the configuration that was current when the client
  * connected, so a reload never changes a session in flight. A struct msg
  * lives from MAIL to end of message or abort. session_close frees
- * everything, whether or not the message stages ran. */
+ * everything, whether or not the message stages ran.
+ *
+ * Stages and their files: connect/HELO and the client's identity
+ * (identity.c), MAIL and RCPT (envelope.c), headers and end of message
+ * (message.c), applying a rule's action and logging it (decision.c). */
 #ifndef WEIR_MILTER_SESSION_H
 #define WEIR_MILTER_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
 #include "milter/mlfi.h"
 #include "policy/config.h"
 
+/* Who the client is, decided at MAIL (identity.c). */
+enum identity {
+	ID_OUTSIDE,
+	ID_TRUSTED,       /* client address in trusted_networks */
+	ID_AUTHENTICATED, /* SMTP AUTH login */
+	ID_CERTIFICATE,   /* TLS client certificate mapped to a login */
+};
+
+/* Policy rules (weir.conf policy.*). */
+enum rule {
+	RULE_RELAY,
+	RULE_ENVELOPE_SENDER,
+	RULE_NULL_SENDER,
+	RULE_HEADER_FROM,
+	RULE_SPOOFING,
+};
+
+#define MSG_MAX_HEADERS 8 /* From/Sender values kept; more are only counted */
+
 struct msg {
 	char *queue_id;
-	char *auth_login;
 	char *sender;
-	char **rcpts;
+	char **rcpts; /* accepted recipients */
 	size_t n_rcpts;
+	size_t n_refused; /* recipients a rule refused */
+	enum identity identity;
+	char *login; /* authenticated or certificate identity */
+	char *from[MSG_MAX_HEADERS];
+	size_t n_from;
+	char *sender_hdr[MSG_MAX_HEADERS];
+	size_t n_sender_hdr;
+	char *hold; /* reason, when a rule's action is hold */
 };
 
 struct conn {
@@ -28,23 +59,44 @@ struct conn {
 	unsigned long id;
 	char *client_name;
 	char *client_addr;
+	bool trusted; /* client_addr in trusted_networks */
 	char *helo;
+	char *cert_subject;
+	char *cert_fingerprint; /* hex, lowercased */
 	unsigned n_msgs;
 	struct msg *msg;
 };
 
 /* session_connect - new connection context for a client; hostaddr may be
- * NULL (the MTA did not say: local submission). Never fails. */
+ * NULL (the MTA did not say). Never fails. */
 struct conn *session_connect(struct weir_config *cfg, const char *hostname,
 			     const struct sockaddr *hostaddr);
-enum mlfi_status session_helo(struct conn *c, const char *helo);
+enum mlfi_status session_helo(struct conn *c, const struct mlfi_io *io, const char *helo);
 enum mlfi_status session_mail(struct conn *c, const struct mlfi_io *io, char **argv);
 enum mlfi_status session_rcpt(struct conn *c, const struct mlfi_io *io, char **argv);
+enum mlfi_status session_header(struct conn *c, const char *name, const char *value);
 enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io);
 /* session_abort - the MTA dropped the message (RSET, error, disconnect) */
 void session_abort(struct conn *c, const struct mlfi_io *io);
 /* session_close - free c and anything it still holds; c may be NULL */
 void session_close(struct conn *c);
+
+/* identity.c */
+/* identity_decide - the identity of the client sending m, from the
+ * SMTP AUTH macro, the TLS certificate and the client address */
+void identity_decide(struct conn *c, const struct mlfi_io *io, struct msg *m);
+const char *identity_name(enum identity id);
+/* identity_who - the login, else the client, for reply texts */
+const char *identity_who(const struct conn *c);
+
+/* decision.c */
+/* decide - rule matched with reply text (no code): apply its action,
+ * log one decision line, and return what the stage answers */
+enum mlfi_status decide(struct conn *c, const struct mlfi_io *io, enum rule rule,
+			const char *text);
+/* log_message - the per-message line: decision and optional reason */
+void log_message(struct conn *c, const char *decision, const char *reason);
+void msg_free(struct msg *m);
 
 /* The macros each stage reads, asked of the MTA with smfi_setsymlist so
  * it sends nothing else. Kept here, next to the code that reads them. */

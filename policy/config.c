@@ -200,8 +200,9 @@ static int store_text(struct weir_config *cfg, const struct setting *s, const ch
 		*err_r = "not one of the allowed values";
 		return -1;
 	case SETTING_STRLIST:
-		/* text form only for defaults: "()" or ("a", "b") handled by
-		 * the caller through libconfig */
+	case SETTING_CUSTOM:
+		/* text form only for defaults, handled by the caller through
+		 * libconfig */
 		*err_r = "internal: list from text";
 		return -1;
 	}
@@ -303,6 +304,10 @@ static void store_node(struct weir_config *cfg, const struct setting *s, config_
 
 	if (s->type == SETTING_STRLIST) {
 		store_list(cfg, s, node, o, errs);
+		return;
+	}
+	if (s->type == SETTING_CUSTOM) {
+		s->parse(cfg, node, o->file, errs);
 		return;
 	}
 	switch (t) {
@@ -446,7 +451,9 @@ static void set_defaults(struct weir_config *cfg)
 
 		if (s->def == NULL)
 			continue;
-		if (s->type == SETTING_STRLIST) {
+		if (s->type == SETTING_CUSTOM) {
+			continue; /* empty by default */
+		} else if (s->type == SETTING_STRLIST) {
 			/* Defaults are written as libconfig lists. */
 			config_t c;
 			char *src = xasprintf("x = %s;", s->def);
@@ -536,6 +543,8 @@ static struct weir_config *load(const char *path, const char *text, enum config_
 	walk(cfg, config_root_setting(&c), "", path, seen, errs);
 	check_required(cfg, who, path, seen, errs);
 	free(seen);
+	if (errs->list.n == errors_before)
+		settings_compile(cfg, errs);
 done:
 	config_destroy(&c);
 	free(dir);
@@ -558,6 +567,26 @@ struct weir_config *config_load_string(const char *name, const char *text, enum 
 	return load(name, text, who, errs);
 }
 
+struct weir_config *config_load_reported(const char *path, enum config_user who, bool to_stderr,
+					 size_t *nerrors_r)
+{
+	struct config_errors errs;
+	struct weir_config *cfg;
+
+	config_errors_init(&errs);
+	cfg = config_load(path, who, &errs);
+	for (size_t i = 0; i < errs.list.n; i++) {
+		if (to_stderr)
+			fprintf(stderr, "%s\n", errs.list.v[i]);
+		else
+			log_error("%s", errs.list.v[i]);
+	}
+	if (nerrors_r != NULL)
+		*nerrors_r = errs.list.n;
+	config_errors_free(&errs);
+	return cfg;
+}
+
 struct weir_config *config_ref(struct weir_config *cfg)
 {
 	atomic_fetch_add(&cfg->refs, 1);
@@ -568,12 +597,15 @@ void config_unref(struct weir_config *cfg)
 {
 	if (cfg == NULL || atomic_fetch_sub(&cfg->refs, 1) != 1)
 		return;
+	settings_free_compiled(cfg);
 	for (size_t i = 0; i < weir_settings_count; i++) {
 		const struct setting *s = &weir_settings[i];
 		if (s->type == SETTING_STRING)
 			free(*FIELD(cfg, s, char *));
 		else if (s->type == SETTING_STRLIST)
 			strlist_free(FIELD(cfg, s, struct strlist));
+		else if (s->type == SETTING_CUSTOM && s->free)
+			s->free(cfg);
 	}
 	free(cfg->file);
 	free(cfg);
@@ -627,6 +659,8 @@ char *setting_format(const struct setting *s, const struct weir_config *cfg)
 		return xasprintf("\"0%lo\"", (unsigned long)*FIELD(c, s, const long));
 	case SETTING_ENUM:
 		return xasprintf("\"%s\"", s->choices[*FIELD(c, s, const int)]);
+	case SETTING_CUSTOM:
+		return s->format(c);
 	case SETTING_STRLIST: {
 		const struct strlist *l = FIELD(c, s, const struct strlist);
 		out = xstrdup("(");

@@ -20,6 +20,35 @@ struct strlist {
 	size_t n;
 };
 
+struct cidr;
+struct sender_map;
+
+/* What a policy rule does when it matches (policy.* settings). */
+enum policy_action { ACTION_ACCEPT, ACTION_REJECT, ACTION_TEMPFAIL, ACTION_HOLD, ACTION_LOG };
+
+/* Identity classes, as bits for policy.null_sender_allowed. */
+enum identity_class {
+	IDENTITY_AUTHENTICATED = 1,
+	IDENTITY_TRUSTED = 2,
+	IDENTITY_OUTSIDE = 4,
+};
+
+/* One senders.map entry as written in weir.conf. */
+struct sender_source {
+	char *login;
+	char *address;
+	char *file;
+	int line;
+};
+
+/* A TLS client certificate that identifies a login (senders.certificates):
+ * by subject, or by fingerprint (hex digits only, lowercased). */
+struct cert_identity {
+	char *subject;
+	char *fingerprint;
+	char *login;
+};
+
 struct weir_config {
 	atomic_int refs;
 	char *file; /* path it was loaded from */
@@ -31,6 +60,30 @@ struct weir_config {
 	long resolver_timeout;
 	char *log_facility;
 	int log_level; /* enum log_level */
+
+	struct strlist trusted_networks;
+	struct strlist local_domains;
+
+	struct {
+		struct sender_source *map;
+		size_t nmap;
+		char *table;
+		char *sqlite;
+		char *plus_separator;
+		struct cert_identity *certs;
+		size_t ncerts;
+	} senders;
+
+	struct {
+		bool dry_run;
+		int relay; /* enum policy_action */
+		int envelope_sender;
+		int null_sender;
+		int header_from;
+		int spoofing;
+		struct strlist null_sender_allowed;
+		int trusted_header_from; /* 0 any, 1 local */
+	} policy;
 
 	struct {
 		char *socket;
@@ -56,6 +109,15 @@ struct weir_config {
 		long max_clients;
 		long max_errors;
 	} agent;
+
+	/* Compiled when the file loads (settings.c); read-only afterwards,
+	 * so any number of sessions may share them. */
+	struct cidr *trusted;
+	size_t ntrusted;
+	char **local; /* normalized local_domains */
+	size_t nlocal;
+	struct sender_map *sender_map;
+	unsigned null_sender_mask; /* enum identity_class bits */
 };
 
 /* Which program is loading: settings a program needs to run are only
@@ -77,6 +139,12 @@ void config_errors_add(struct config_errors *errs, const char *file, int line,
  * to errs (a syntax error stops libconfig, so it is reported alone). */
 struct weir_config *config_load(const char *path, enum config_user who,
 				struct config_errors *errs);
+
+/* config_load_reported - config_load, with each error printed on stderr
+ * (to_stderr) or logged at error level; *nerrors_r (may be NULL) gets
+ * their number. For daemons and weirctl. */
+struct weir_config *config_load_reported(const char *path, enum config_user who, bool to_stderr,
+					 size_t *nerrors_r);
 
 /* config_load_string - the same for text held in memory; name is used in
  * messages and for relative @include paths (tests, fuzzing) */
@@ -106,6 +174,7 @@ enum setting_type {
 	SETTING_STRLIST,  /* "x" or ("x", "y") or ["x", "y"] */
 	SETTING_ENUM,     /* one of choices, stored as its index */
 	SETTING_MODE,     /* file mode as octal string "0660" */
+	SETTING_CUSTOM,   /* parsed by the setting's own parse function */
 };
 
 struct setting {
@@ -119,7 +188,21 @@ struct setting {
 	int (*check)(const char *value, const char **err_r);
 	enum config_user required_by; /* 0 = optional */
 	const char *doc;
+	/* CUSTOM: node is the libconfig setting (config_setting_t *);
+	 * errors are added with file:line; format gives the text weirctl
+	 * prints (caller frees); free releases what parse stored. */
+	void (*parse)(struct weir_config *cfg, void *node, const char *file,
+		      struct config_errors *errs);
+	char *(*format)(const struct weir_config *cfg);
+	void (*free)(struct weir_config *cfg);
 };
+
+/* settings_compile - build the structures a loaded configuration is
+ * used through (networks, domains, sender map); errors are added to
+ * errs with file:line where there is one */
+void settings_compile(struct weir_config *cfg, struct config_errors *errs);
+/* settings_free_compiled - release what settings_compile built */
+void settings_free_compiled(struct weir_config *cfg);
 
 extern const struct setting weir_settings[];
 extern const size_t weir_settings_count;

@@ -4,17 +4,236 @@
  * that every setting is documented in weir.conf(5) all read this table. */
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <stddef.h>
 #include <string.h>
 
+#include <libconfig.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "lib/cidr.h"
 #include "lib/endpoint.h"
 #include "lib/log.h"
+#include "lib/xalloc.h"
+#include "policy/address.h"
 #include "policy/config.h"
+#include "policy/senders.h"
 
 #define OFF(field) offsetof(struct weir_config, field)
 #define NOLIMIT 0, 0
 
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
+/* in the order of enum policy_action */
+static const char *const actions[] = {"accept", "reject", "tempfail", "hold", "log", NULL};
+static const char *const header_from_modes[] = {"any", "local", NULL};
+
+static int check_cidr(const char *v, const char **err_r)
+{
+	struct cidr c;
+
+	return cidr_parse(v, &c, err_r);
+}
+
+/* check_domain - a domain, or ".domain" for it and its subdomains */
+static int check_domain(const char *v, const char **err_r)
+{
+	char *d = domain_normalize(v + (v[0] == '.'), err_r);
+
+	free(d);
+	return d ? 0 : -1;
+}
+
+static int check_identity_class(const char *v, const char **err_r)
+{
+	if (strcmp(v, "authenticated") == 0 || strcmp(v, "trusted") == 0 ||
+	    strcmp(v, "outside") == 0)
+		return 0;
+	*err_r = "expected \"authenticated\", \"trusted\" or \"outside\"";
+	return -1;
+}
+
+static const char *group_string(config_setting_t *g, const char *name)
+{
+	const char *v = NULL;
+
+	return config_setting_lookup_string(g, name, &v) == CONFIG_TRUE ? v : NULL;
+}
+
+/* group_keys_ok - every key of group g is one of names; report others */
+static bool group_keys_ok(config_setting_t *g, const char *const *names, const char *what,
+			  const char *file, struct config_errors *errs)
+{
+	bool ok = true;
+
+	for (int i = 0; i < config_setting_length(g); i++) {
+		config_setting_t *el = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(el);
+		size_t k = 0;
+
+		while (names[k] && strcmp(names[k], name) != 0)
+			k++;
+		if (names[k] == NULL) {
+			config_errors_add(errs, file, (int)config_setting_source_line(el),
+					  "%s: unknown key '%s'", what, name);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/* parse_sender_map - senders.map = ( { login = "..."; addresses = (...); }, ... ) */
+static void parse_sender_map(struct weir_config *cfg, void *node, const char *file,
+			     struct config_errors *errs)
+{
+	static const char *const keys[] = {"login", "addresses", NULL};
+	config_setting_t *list = node;
+
+	if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
+		config_errors_add(errs, file, (int)config_setting_source_line(list),
+				  "senders.map: expected a list of { login = ...; addresses = (...); }");
+		return;
+	}
+	for (int i = 0; i < config_setting_length(list); i++) {
+		config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		int line = (int)config_setting_source_line(g);
+		config_setting_t *addrs;
+		const char *login;
+
+		if (!config_setting_is_group(g)) {
+			config_errors_add(errs, file, line, "senders.map: entry %d is not a group { }",
+					  i + 1);
+			continue;
+		}
+		if (!group_keys_ok(g, keys, "senders.map", file, errs))
+			continue;
+		login = group_string(g, "login");
+		addrs = config_setting_get_member(g, "addresses");
+		if (login == NULL || login[0] == '\0' || addrs == NULL) {
+			config_errors_add(errs, file, line,
+					  "senders.map: each entry needs login and addresses");
+			continue;
+		}
+		for (int j = 0; j < (config_setting_is_scalar(addrs) ? 1 : config_setting_length(addrs)); j++) {
+			config_setting_t *a = config_setting_is_scalar(addrs) ? addrs
+						: config_setting_get_elem(addrs, (unsigned)j);
+			const char *v = config_setting_get_string(a);
+			struct sender_source *src;
+
+			if (v == NULL) {
+				config_errors_add(errs, file, (int)config_setting_source_line(a),
+						  "senders.map: addresses of %s: expected strings", login);
+				continue;
+			}
+			cfg->senders.map = xrealloc(cfg->senders.map,
+						    (cfg->senders.nmap + 1) * sizeof(*cfg->senders.map));
+			src = &cfg->senders.map[cfg->senders.nmap++];
+			src->login = xstrdup(login);
+			src->address = xstrdup(v);
+			src->file = xstrdup(file);
+			src->line = (int)config_setting_source_line(a);
+		}
+	}
+}
+
+static char *format_sender_map(const struct weir_config *cfg)
+{
+	return xasprintf("(%zu entries)", cfg->senders.nmap);
+}
+
+static void free_sender_map(struct weir_config *cfg)
+{
+	for (size_t i = 0; i < cfg->senders.nmap; i++) {
+		free(cfg->senders.map[i].login);
+		free(cfg->senders.map[i].address);
+		free(cfg->senders.map[i].file);
+	}
+	free(cfg->senders.map);
+}
+
+/* fingerprint_normalize - hex digits only, lowercased; NULL if not hex */
+static char *fingerprint_normalize(const char *v)
+{
+	char *out = xmalloc(strlen(v) + 1), *o = out;
+
+	for (; *v; v++) {
+		if (*v == ':' || *v == ' ')
+			continue;
+		if (!isxdigit((unsigned char)*v)) {
+			free(out);
+			return NULL;
+		}
+		*o++ = (char)tolower((unsigned char)*v);
+	}
+	*o = '\0';
+	if (o == out) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* parse_certs - senders.certificates = ( { subject|fingerprint = ...; login = ...; } ) */
+static void parse_certs(struct weir_config *cfg, void *node, const char *file,
+			struct config_errors *errs)
+{
+	static const char *const keys[] = {"subject", "fingerprint", "login", NULL};
+	config_setting_t *list = node;
+
+	if (!config_setting_is_list(list)) {
+		config_errors_add(errs, file, (int)config_setting_source_line(list),
+				  "senders.certificates: expected a list of { subject or fingerprint; login; }");
+		return;
+	}
+	for (int i = 0; i < config_setting_length(list); i++) {
+		config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		int line = (int)config_setting_source_line(g);
+		const char *subject, *fp, *login;
+		struct cert_identity *c;
+		char *fpn = NULL;
+
+		if (!config_setting_is_group(g) ||
+		    !group_keys_ok(g, keys, "senders.certificates", file, errs)) {
+			if (!config_setting_is_group(g))
+				config_errors_add(errs, file, line, "senders.certificates: entry %d is not a group { }", i + 1);
+			continue;
+		}
+		subject = group_string(g, "subject");
+		fp = group_string(g, "fingerprint");
+		login = group_string(g, "login");
+		if (login == NULL || (subject == NULL) == (fp == NULL)) {
+			config_errors_add(errs, file, line,
+					  "senders.certificates: each entry needs login and one of subject or fingerprint");
+			continue;
+		}
+		if (fp != NULL && (fpn = fingerprint_normalize(fp)) == NULL) {
+			config_errors_add(errs, file, line,
+					  "senders.certificates: fingerprint must be hex digits (colons allowed)");
+			continue;
+		}
+		cfg->senders.certs = xrealloc(cfg->senders.certs,
+					      (cfg->senders.ncerts + 1) * sizeof(*cfg->senders.certs));
+		c = &cfg->senders.certs[cfg->senders.ncerts++];
+		c->subject = subject ? xstrdup(subject) : NULL;
+		c->fingerprint = fpn;
+		c->login = xstrdup(login);
+	}
+}
+
+static char *format_certs(const struct weir_config *cfg)
+{
+	return xasprintf("(%zu entries)", cfg->senders.ncerts);
+}
+
+static void free_certs(struct weir_config *cfg)
+{
+	for (size_t i = 0; i < cfg->senders.ncerts; i++) {
+		free(cfg->senders.certs[i].subject);
+		free(cfg->senders.certs[i].fingerprint);
+		free(cfg->senders.certs[i].login);
+	}
+	free(cfg->senders.certs);
+}
 
 static int check_milter_socket(const char *v, const char **err_r)
 {
@@ -77,67 +296,163 @@ static int check_user(const char *v, const char **err_r)
 const struct setting weir_settings[] = {
 	/* top level */
 	{"user", SETTING_STRING, OFF(user), "weir", NOLIMIT, NULL, check_user, 0,
-	 "Account the daemons switch to after opening their sockets when started as root."},
+	 "Account the daemons switch to after opening their sockets when started as root.", NULL, NULL, NULL},
 	{"hostname", SETTING_STRING, OFF(hostname), NULL, NOLIMIT, NULL, NULL, 0,
-	 "Host name used in greetings and logs; default: the system host name."},
+	 "Host name used in greetings and logs; default: the system host name.", NULL, NULL, NULL},
 	{"resolver", SETTING_STRING, OFF(resolver), "system", NOLIMIT, NULL, check_resolver, 0,
 	 "DNS servers weir asks itself (libunbound): \"system\" for /etc/resolv.conf, or "
-	 "addresses with optional @PORT, e.g. \"127.0.0.1@5353\"."},
+	 "addresses with optional @PORT, e.g. \"127.0.0.1@5353\".", NULL, NULL, NULL},
 	{"resolver_timeout", SETTING_DURATION, OFF(resolver_timeout), "10s", 1, 300, NULL, NULL, 0,
-	 "Longest time one DNS lookup may take."},
+	 "Longest time one DNS lookup may take.", NULL, NULL, NULL},
 	{"log_facility", SETTING_STRING, OFF(log_facility), "mail", NOLIMIT, NULL, check_facility, 0,
-	 "Syslog facility (daemons in the foreground log to stderr instead)."},
+	 "Syslog facility (daemons in the foreground log to stderr instead).", NULL, NULL, NULL},
 	{"log_level", SETTING_ENUM, OFF(log_level), "info", NOLIMIT, log_levels, NULL, 0,
-	 "Least severe level logged: error, warning, info or debug."},
+	 "Least severe level logged: error, warning, info or debug.", NULL, NULL, NULL},
+
+	/* relay policy */
+	{"trusted_networks", SETTING_STRLIST, OFF(trusted_networks), "(\"127.0.0.0/8\", \"::1/128\")",
+	 NOLIMIT, NULL, check_cidr, 0,
+	 "Networks (CIDR) whose clients may relay without SMTP AUTH.", NULL, NULL, NULL},
+	{"local_domains", SETTING_STRLIST, OFF(local_domains), "()", NOLIMIT, NULL, check_domain, 0,
+	 "Domains this relay receives mail for; \".example.com\" includes subdomains.", NULL, NULL, NULL},
+	{"senders.map", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
+	 "Login -> allowed sender addresses: ( { login = \"alice\"; addresses = (...); } ).",
+	 parse_sender_map, format_sender_map, free_sender_map},
+	{"senders.table", SETTING_STRING, OFF(senders.table), "", NOLIMIT, NULL, NULL, 0,
+	 "Table file of login -> addresses, one login per line.", NULL, NULL, NULL},
+	{"senders.sqlite", SETTING_STRING, OFF(senders.sqlite), "", NOLIMIT, NULL, NULL, 0,
+	 "SQLite database with a table senders(login, address).", NULL, NULL, NULL},
+	{"senders.plus_separator", SETTING_STRING, OFF(senders.plus_separator), "+", NOLIMIT, NULL,
+	 NULL, 0, "alice+tag@ counts as alice@ (\"\" turns this off).", NULL, NULL, NULL},
+	{"senders.certificates", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
+	 "TLS client certificates that identify a login, by subject or fingerprint.",
+	 parse_certs, format_certs, free_certs},
+	{"policy.dry_run", SETTING_BOOL, OFF(policy.dry_run), "false", NOLIMIT, NULL, NULL, 0,
+	 "Log what each rule would do; refuse and hold nothing.", NULL, NULL, NULL},
+	{"policy.relay", SETTING_ENUM, OFF(policy.relay), "reject", NOLIMIT, actions, NULL, 0,
+	 "Action when an outside client sends to a domain that is not local.", NULL, NULL, NULL},
+	{"policy.envelope_sender", SETTING_ENUM, OFF(policy.envelope_sender), "reject", NOLIMIT,
+	 actions, NULL, 0, "Action when a login uses a MAIL FROM it may not use.", NULL, NULL, NULL},
+	{"policy.null_sender", SETTING_ENUM, OFF(policy.null_sender), "reject", NOLIMIT, actions,
+	 NULL, 0, "Action when the null sender <> is used where it is not allowed.", NULL, NULL, NULL},
+	{"policy.header_from", SETTING_ENUM, OFF(policy.header_from), "reject", NOLIMIT, actions,
+	 NULL, 0, "Action when the From (or Sender) header is missing, ambiguous or not allowed.", NULL, NULL, NULL},
+	{"policy.spoofing", SETTING_ENUM, OFF(policy.spoofing), "reject", NOLIMIT, actions, NULL, 0,
+	 "Action when an outside client uses a local domain as sender.", NULL, NULL, NULL},
+	{"policy.null_sender_allowed", SETTING_STRLIST, OFF(policy.null_sender_allowed),
+	 "(\"trusted\", \"outside\")", NOLIMIT, NULL, check_identity_class, 0,
+	 "Who may use MAIL FROM:<>: authenticated, trusted, outside.", NULL, NULL, NULL},
+	{"policy.trusted_header_from", SETTING_ENUM, OFF(policy.trusted_header_from), "any", NOLIMIT,
+	 header_from_modes, NULL, 0,
+	 "For trusted networks: any header From, or only local domains.", NULL, NULL, NULL},
 
 	/* weir-milter */
 	{"milter.socket", SETTING_STRING, OFF(milter.socket), "unix:/run/weir/milter.sock", NOLIMIT,
 	 NULL, check_milter_socket, 0,
-	 "Where weir-milter listens: unix:/path, inet:PORT@HOST or inet6:PORT@HOST."},
+	 "Where weir-milter listens: unix:/path, inet:PORT@HOST or inet6:PORT@HOST.", NULL, NULL, NULL},
 	{"milter.pid_file", SETTING_STRING, OFF(milter.pid_file), "/run/weir/weir-milter.pid",
-	 NOLIMIT, NULL, NULL, 0, "PID file of weir-milter; \"\" for none."},
+	 NOLIMIT, NULL, NULL, 0, "PID file of weir-milter; \"\" for none.", NULL, NULL, NULL},
 	{"milter.socket_mode", SETTING_MODE, OFF(milter.socket_mode), "0660", 0, 0777, NULL, NULL, 0,
-	 "Permissions of a unix socket (owned by user and its group)."},
+	 "Permissions of a unix socket (owned by user and its group).", NULL, NULL, NULL},
 	{"milter.timeout", SETTING_DURATION, OFF(milter.timeout), "300s", 1, 3600, NULL, NULL, 0,
-	 "How long libmilter waits for the MTA."},
+	 "How long libmilter waits for the MTA.", NULL, NULL, NULL},
 
 	/* weir-agent */
 	{"agent.lmtp_listen", SETTING_STRLIST, OFF(agent.lmtp_listen), "(\"unix:/run/weir/agent.lmtp\")",
 	 NOLIMIT, NULL, check_milter_socket, 0,
-	 "Addresses where weir-agent speaks LMTP: unix:/path or inet:PORT@HOST."},
+	 "Addresses where weir-agent speaks LMTP: unix:/path or inet:PORT@HOST.", NULL, NULL, NULL},
 	{"agent.smtp_listen", SETTING_STRLIST, OFF(agent.smtp_listen), "()", NOLIMIT, NULL,
-	 check_milter_socket, 0, "Addresses where weir-agent speaks ESMTP."},
+	 check_milter_socket, 0, "Addresses where weir-agent speaks ESMTP.", NULL, NULL, NULL},
 	{"agent.pid_file", SETTING_STRING, OFF(agent.pid_file), "/run/weir/weir-agent.pid", NOLIMIT,
-	 NULL, NULL, 0, "PID file of weir-agent; \"\" for none."},
+	 NULL, NULL, 0, "PID file of weir-agent; \"\" for none.", NULL, NULL, NULL},
 	{"agent.socket_mode", SETTING_MODE, OFF(agent.socket_mode), "0660", 0, 0777, NULL, NULL, 0,
-	 "Permissions of unix listening sockets (owned by user and its group)."},
+	 "Permissions of unix listening sockets (owned by user and its group).", NULL, NULL, NULL},
 	{"agent.smarthost", SETTING_STRING, OFF(agent.smarthost), "", NOLIMIT, NULL, check_hostport,
 	 CONFIG_FOR_AGENT,
-	 "Smart host all mail is relayed to: HOST[:PORT] or [IP]:PORT (port 25 by default)."},
+	 "Smart host all mail is relayed to: HOST[:PORT] or [IP]:PORT (port 25 by default).", NULL, NULL, NULL},
 	{"agent.helo_name", SETTING_STRING, OFF(agent.helo_name), NULL, NOLIMIT, NULL, NULL, 0,
-	 "Name weir-agent gives in EHLO to the smart host; default: hostname."},
+	 "Name weir-agent gives in EHLO to the smart host; default: hostname.", NULL, NULL, NULL},
 	{"agent.connect_timeout", SETTING_DURATION, OFF(agent.connect_timeout), "30s", 1, 600, NULL,
-	 NULL, 0, "Time allowed to connect to the smart host and read its greeting."},
+	 NULL, 0, "Time allowed to connect to the smart host and read its greeting.", NULL, NULL, NULL},
 	{"agent.command_timeout", SETTING_DURATION, OFF(agent.command_timeout), "300s", 1, 3600, NULL,
-	 NULL, 0, "Time allowed for the smart host's reply to one command."},
+	 NULL, 0, "Time allowed for the smart host's reply to one command.", NULL, NULL, NULL},
 	{"agent.data_timeout", SETTING_DURATION, OFF(agent.data_timeout), "600s", 1, 3600, NULL, NULL,
-	 0, "Time allowed for the smart host's reply after the message data."},
+	 0, "Time allowed for the smart host's reply after the message data.", NULL, NULL, NULL},
 	{"agent.idle_timeout", SETTING_DURATION, OFF(agent.idle_timeout), "300s", 1, 3600, NULL, NULL,
-	 0, "A client connection silent this long is closed with 421."},
+	 0, "A client connection silent this long is closed with 421.", NULL, NULL, NULL},
 	{"agent.shutdown_timeout", SETTING_DURATION, OFF(agent.shutdown_timeout), "60s", 0, 3600,
 	 NULL, NULL, 0,
-	 "On SIGTERM, how long transactions in flight may take to finish before weir-agent exits."},
+	 "On SIGTERM, how long transactions in flight may take to finish before weir-agent exits.", NULL, NULL, NULL},
 	{"agent.max_message_size", SETTING_SIZE, OFF(agent.max_message_size), "50M", 1024,
-	 (long long)1 << 34, NULL, NULL, 0, "Largest message accepted (advertised as SIZE)."},
+	 (long long)1 << 34, NULL, NULL, 0, "Largest message accepted (advertised as SIZE).", NULL, NULL, NULL},
 	{"agent.max_recipients", SETTING_INT, OFF(agent.max_recipients), "1000", 1, 100000, NULL,
-	 NULL, 0, "Most recipients in one transaction; more get 452 4.5.3."},
+	 NULL, 0, "Most recipients in one transaction; more get 452 4.5.3.", NULL, NULL, NULL},
 	{"agent.max_clients", SETTING_INT, OFF(agent.max_clients), "100", 1, 100000, NULL, NULL, 0,
-	 "Most simultaneous client connections; more are answered 421 and closed."},
+	 "Most simultaneous client connections; more are answered 421 and closed.", NULL, NULL, NULL},
 	{"agent.max_errors", SETTING_INT, OFF(agent.max_errors), "10", 1, 1000, NULL, NULL, 0,
-	 "Protocol errors tolerated from one client before it is disconnected."},
+	 "Protocol errors tolerated from one client before it is disconnected.", NULL, NULL, NULL},
 };
 
 const size_t weir_settings_count = sizeof(weir_settings) / sizeof(weir_settings[0]);
+
+/* compile_senders - the sender map from weir.conf, the table and SQLite */
+static void compile_senders(struct weir_config *cfg, struct config_errors *errs)
+{
+	struct sender_map *m = sender_map_new(cfg->senders.plus_separator);
+	const char *err;
+
+	for (size_t i = 0; i < cfg->senders.nmap; i++) {
+		const struct sender_source *src = &cfg->senders.map[i];
+		if (sender_map_add(m, src->login, src->address, &err) < 0)
+			config_errors_add(errs, src->file, src->line, "senders.map: %s: %s",
+					  src->address, err);
+	}
+	if (cfg->senders.table[0] != '\0')
+		sender_map_load_table(m, cfg->senders.table, errs);
+	if (cfg->senders.sqlite[0] != '\0') {
+		char *e;
+		if (sender_map_load_sqlite(m, cfg->senders.sqlite, &e) < 0) {
+			config_errors_add(errs, cfg->senders.sqlite, 0, "%s", e);
+			free(e);
+		}
+	}
+	cfg->sender_map = m;
+}
+
+void settings_compile(struct weir_config *cfg, struct config_errors *errs)
+{
+	const char *err;
+
+	cfg->ntrusted = cfg->trusted_networks.n;
+	cfg->trusted = xcalloc(cfg->ntrusted, sizeof(*cfg->trusted));
+	for (size_t i = 0; i < cfg->ntrusted; i++)
+		cidr_parse(cfg->trusted_networks.v[i], &cfg->trusted[i], &err); /* checked */
+	cfg->nlocal = cfg->local_domains.n;
+	cfg->local = xcalloc(cfg->nlocal + 1, sizeof(*cfg->local));
+	for (size_t i = 0; i < cfg->nlocal; i++) {
+		const char *d = cfg->local_domains.v[i];
+		char *n = domain_normalize(d + (d[0] == '.'), &err);
+		cfg->local[i] = d[0] == '.' ? xasprintf(".%s", n) : xstrdup(n);
+		free(n);
+	}
+	cfg->null_sender_mask = 0;
+	for (size_t i = 0; i < cfg->policy.null_sender_allowed.n; i++) {
+		const char *c = cfg->policy.null_sender_allowed.v[i];
+		cfg->null_sender_mask |= strcmp(c, "authenticated") == 0 ? IDENTITY_AUTHENTICATED
+					 : strcmp(c, "trusted") == 0	 ? IDENTITY_TRUSTED
+									 : IDENTITY_OUTSIDE;
+	}
+	compile_senders(cfg, errs);
+}
+
+void settings_free_compiled(struct weir_config *cfg)
+{
+	free(cfg->trusted);
+	for (size_t i = 0; i < cfg->nlocal; i++)
+		free(cfg->local[i]);
+	free(cfg->local);
+	sender_map_free(cfg->sender_map);
+}
 
 const struct setting *setting_find(const char *name)
 {

@@ -29,31 +29,20 @@ struct command {
 	const char *usage;
 };
 
-static int print_errors(struct config_errors *errs)
-{
-	for (size_t i = 0; i < errs->list.n; i++)
-		fprintf(stderr, "%s\n", errs->list.v[i]);
-	return 1;
-}
-
 static int cmd_check(const char *conf, int argc, char **argv)
 {
-	struct config_errors errs;
 	struct weir_config *cfg;
+	size_t n;
 
 	(void)argc;
 	(void)argv;
-	config_errors_init(&errs);
-	cfg = config_load(conf, CONFIG_FOR_ALL, &errs);
+	cfg = config_load_reported(conf, CONFIG_FOR_ALL, true, &n);
 	if (cfg == NULL) {
-		print_errors(&errs);
-		fprintf(stderr, "%s: %zu error%s\n", conf, errs.list.n, errs.list.n == 1 ? "" : "s");
-		config_errors_free(&errs);
+		fprintf(stderr, "%s: %zu error%s\n", conf, n, n == 1 ? "" : "s");
 		return 1;
 	}
 	printf("%s: ok\n", conf);
 	config_unref(cfg);
-	config_errors_free(&errs);
 	return 0;
 }
 
@@ -70,45 +59,31 @@ static int cmd_defaults(const char *conf, int argc, char **argv)
 {
 	struct config_errors errs;
 	struct weir_config *cfg;
-	char path[] = "/tmp/weirctl-empty-XXXXXX";
-	int fd = mkstemp(path);
 
 	(void)conf;
 	(void)argc;
 	(void)argv;
-	if (fd < 0) {
-		perror("weirctl: mkstemp");
-		return 1;
-	}
-	close(fd);
 	config_errors_init(&errs);
-	cfg = config_load(path, 0, &errs);
-	unlink(path);
+	cfg = config_load_string("(defaults)", "", 0, &errs);
+	config_errors_free(&errs);
 	if (cfg == NULL)
-		return print_errors(&errs);
+		return 1;
 	print_settings(cfg);
 	config_unref(cfg);
-	config_errors_free(&errs);
 	return 0;
 }
 
 static int cmd_settings(const char *conf, int argc, char **argv)
 {
-	struct config_errors errs;
 	struct weir_config *cfg;
 
 	(void)argc;
 	(void)argv;
-	config_errors_init(&errs);
-	cfg = config_load(conf, 0, &errs);
-	if (cfg == NULL) {
-		print_errors(&errs);
-		config_errors_free(&errs);
+	cfg = config_load_reported(conf, 0, true, NULL);
+	if (cfg == NULL)
 		return 1;
-	}
 	print_settings(cfg);
 	config_unref(cfg);
-	config_errors_free(&errs);
 	return 0;
 }
 

@@ -31,6 +31,8 @@ write_conf() { # write_conf SOCKET LOGLEVEL [EXTRA]
 	cat >"$dir/weir.conf" <<CONF
 user = "weir";
 log_level = "$2";
+local_domains = ("example.net", "example.org");
+senders = { map = ({ login = "alice"; addresses = ("alice@example.com"); }); };
 milter = {
   socket = "$1";
   pid_file = "$dir/run/weir-milter.pid";
@@ -73,7 +75,7 @@ start
 [ "$(ps -o user= -p "$pid" | tr -d ' ')" = weir ] || fail "not running as weir: $(ps -o user= -p "$pid")"
 [ "$(stat -c '%a %U' "$sock")" = "660 weir" ] || fail "socket mode/owner: $(stat -c '%a %U' "$sock")"
 run_lua "unix:$sock" UNIXQ1
-grep -q 'queue_id=UNIXQ1 conn=[0-9]* client=client.example\[192.0.2.7\] helo=client.example auth=alice from=<alice@example.com> rcpts=<bob@example.net>,<carol@example.org> nrcpt=2 decision=accept' "$dir/milter.log" ||
+grep -q 'queue_id=UNIXQ1 conn=[0-9]* client=client.example\[192.0.2.7\] identity=authenticated login=alice helo=client.example auth=alice from=<alice@example.com> rcpts=<bob@example.net>,<carol@example.org> nrcpt=2 decision=accept' "$dir/milter.log" ||
 	fail "no per-message line for UNIXQ1"
 grep -q 'queue_id=UNIXQ1B .*from=<> .*decision=none reason="aborted before end of message"' "$dir/milter.log" ||
 	fail "no line for the aborted message"
@@ -89,7 +91,7 @@ write_conf "unix:$sock" info "bogus_setting = 1;"
 kill -USR1 "$pid"
 sleep 1
 kill -0 "$pid" || fail "died on reload of a broken file"
-grep -q "weir.conf:8: unknown setting 'bogus_setting'" "$dir/milter.log" || fail "reload error not logged with file:line"
+grep -q "weir.conf:10: unknown setting 'bogus_setting'" "$dir/milter.log" || fail "reload error not logged with file:line"
 grep -q "reload refused" "$dir/milter.log" || fail "no 'reload refused'"
 run_lua "unix:$sock" AFTERBAD
 grep -q "queue_id=AFTERBAD " "$dir/milter.log" || fail "no mail handled after the refused reload"

@@ -16,6 +16,8 @@ sock=$dir/milter.sock
 cat >"$dir/weir.conf" <<CONF
 user = "weir";
 log_level = "debug";
+local_domains = ("example.net", "example.org");
+senders = { map = ({ login = "alice"; addresses = ("alice@example.com"); }); };
 milter = { socket = "unix:$sock"; pid_file = ""; socket_mode = "0666"; };
 CONF
 chown weir "$dir"

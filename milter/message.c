@@ -1,0 +1,169 @@
+/* message - headers and end of message: the From and Sender headers
+ * (spec rule 3), spoofing of local domains in From (rule 4), holding,
+ * and the per-message log line */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "milter/session.h"
+#include "policy/address.h"
+#include "policy/mailbox.h"
+#include "policy/senders.h"
+
+/* Longest header value kept for checking; a longer From is refused as
+ * unparseable rather than cut. */
+#define HEADER_VALUE_MAX 65536
+
+static void keep(char **v, size_t *n, const char *value)
+{
+	if (*n < MSG_MAX_HEADERS)
+		v[*n] = strlen(value) > HEADER_VALUE_MAX ? xstrdup("\x01too long")
+							 : xstrdup(value);
+	(*n)++;
+}
+
+enum mlfi_status session_header(struct conn *c, const char *name, const char *value)
+{
+	struct msg *m = c->msg;
+
+	if (m == NULL || name == NULL || value == NULL)
+		return MLFI_CONTINUE;
+	if (strcasecmp(name, "From") == 0)
+		keep(m->from, &m->n_from, value);
+	else if (strcasecmp(name, "Sender") == 0)
+		keep(m->sender_hdr, &m->n_sender_hdr, value);
+	return MLFI_CONTINUE;
+}
+
+/* check_one_header - the From (or Sender) values of m: exactly one
+ * header, one mailbox, no second address in the display name, and an
+ * address the identity may use. Returns the stage status. */
+static enum mlfi_status check_one_header(struct conn *c, const struct mlfi_io *io,
+					 const char *hname, char **values, size_t n)
+{
+	struct msg *m = c->msg;
+	struct mailbox_list l = {0};
+	const char *err;
+	char text[700];
+	enum mlfi_status st = MLFI_CONTINUE;
+
+	if (n != 1) {
+		if (n == 0)
+			snprintf(text, sizeof(text), "message has no %s header; exactly one is required",
+				 hname);
+		else
+			snprintf(text, sizeof(text), "message has %zu %s headers; exactly one is required",
+				 n, hname);
+		return decide(c, io, RULE_HEADER_FROM, text);
+	}
+	if (values[0][0] == '\x01' || mailbox_list_parse(values[0], &l, &err) < 0) {
+		snprintf(text, sizeof(text), "%s header cannot be parsed: %s", hname,
+			 values[0][0] == '\x01' ? "too long" : err);
+		return decide(c, io, RULE_HEADER_FROM, text);
+	}
+	if (l.n != 1) {
+		snprintf(text, sizeof(text), "%s header holds %zu mailboxes; exactly one is required",
+			 hname, l.n);
+		st = decide(c, io, RULE_HEADER_FROM, text);
+	} else if (mailbox_display_hides_address(&l.v[0])) {
+		snprintf(text, sizeof(text),
+			 "%s header display name holds an address other than <%.300s>", hname,
+			 l.v[0].addr);
+		st = decide(c, io, RULE_HEADER_FROM, text);
+	} else if (m->login != NULL &&
+		   !sender_map_allows(c->cfg->sender_map, m->login, l.v[0].addr)) {
+		snprintf(text, sizeof(text), "%.256s may not send as <%.300s> (header %s)", m->login,
+			 l.v[0].addr, hname);
+		st = decide(c, io, RULE_HEADER_FROM, text);
+	} else if (m->login == NULL &&
+		   !domain_in_list(l.v[0].domain, c->cfg->local, c->cfg->nlocal)) {
+		snprintf(text, sizeof(text), "header %s <%.300s> is not in a local domain", hname,
+			 l.v[0].addr);
+		st = decide(c, io, RULE_HEADER_FROM, text);
+	}
+	mailbox_list_free(&l);
+	return st;
+}
+
+/* check_spoofing - an outside client's From in one of our domains */
+static enum mlfi_status check_spoofing(struct conn *c, const struct mlfi_io *io)
+{
+	struct msg *m = c->msg;
+	enum mlfi_status st = MLFI_CONTINUE;
+
+	for (size_t i = 0; i < m->n_from && i < MSG_MAX_HEADERS && st == MLFI_CONTINUE; i++) {
+		struct mailbox_list l = {0};
+		const char *err;
+		char text[600];
+
+		if (m->from[i][0] == '\x01' || mailbox_list_parse(m->from[i], &l, &err) < 0)
+			continue;
+		for (size_t j = 0; j < l.n && st == MLFI_CONTINUE; j++) {
+			if (!domain_in_list(l.v[j].domain, c->cfg->local, c->cfg->nlocal))
+				continue;
+			snprintf(text, sizeof(text),
+				 "<%.300s> is a local address: authenticate with SMTP AUTH to send as it",
+				 l.v[j].addr);
+			st = decide(c, io, RULE_SPOOFING, text);
+		}
+		mailbox_list_free(&l);
+	}
+	return st;
+}
+
+/* check_headers - rule 3 for logins and (when asked) trusted networks,
+ * rule 4 for outside clients */
+static enum mlfi_status check_headers(struct conn *c, const struct mlfi_io *io)
+{
+	struct msg *m = c->msg;
+	enum mlfi_status st;
+
+	if (m->identity == ID_OUTSIDE)
+		return check_spoofing(c, io);
+	if (m->identity == ID_TRUSTED && c->cfg->policy.trusted_header_from == 0)
+		return MLFI_CONTINUE;
+	st = check_one_header(c, io, "From", m->from, m->n_from);
+	if (st == MLFI_CONTINUE && m->n_sender_hdr > 0)
+		st = check_one_header(c, io, "Sender", m->sender_hdr, m->n_sender_hdr);
+	return st;
+}
+
+enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io)
+{
+	struct msg *m = c->msg;
+	enum mlfi_status st;
+	const char *decision = "accept";
+
+	if (m == NULL)
+		return MLFI_CONTINUE;
+	if (m->queue_id == NULL) {
+		const char *v = io->getsymval(io->handle, "i");
+		m->queue_id = v && v[0] ? xstrdup(v) : NULL;
+	}
+	st = check_headers(c, io);
+	if (st == MLFI_REJECT)
+		decision = "reject";
+	else if (st == MLFI_TEMPFAIL)
+		decision = "tempfail";
+	else if (m->hold != NULL) {
+		if (io->quarantine(io->handle, m->hold) == 0) {
+			decision = "hold";
+		} else {
+			/* Holding failed: never let it through unchecked. */
+			log_error("conn=%lu quarantine failed; answering 451 4.3.0", c->id);
+			io->setreply(io->handle, "451", "4.3.0",
+				     "weir-milter could not hold the message, try again later");
+			decision = "tempfail";
+			st = MLFI_TEMPFAIL;
+		}
+	}
+	log_message(c, decision, m->hold && strcmp(decision, "hold") == 0 ? m->hold : NULL);
+	msg_free(c->msg);
+	c->msg = NULL;
+	return st;
+}
