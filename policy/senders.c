@@ -257,20 +257,29 @@ static size_t table_line(struct sender_map *m, char *line, const char *path, int
 	return n;
 }
 
-size_t sender_map_load_table(struct sender_map *m, const char *path, struct config_errors *errs)
+size_t sender_map_load_stream(struct sender_map *m, FILE *f, const char *name,
+			      struct config_errors *errs)
 {
-	FILE *f = fopen(path, "r");
 	char *line = NULL;
 	size_t cap = 0, nerr = 0;
 	int lineno = 0;
+
+	while (getline(&line, &cap, f) > 0)
+		nerr += table_line(m, line, name, ++lineno, errs);
+	free(line);
+	return nerr;
+}
+
+size_t sender_map_load_table(struct sender_map *m, const char *path, struct config_errors *errs)
+{
+	FILE *f = fopen(path, "r");
+	size_t nerr;
 
 	if (f == NULL) {
 		config_errors_add(errs, path, 0, "cannot read: %s", strerror(errno));
 		return 1;
 	}
-	while (getline(&line, &cap, f) > 0)
-		nerr += table_line(m, line, path, ++lineno, errs);
-	free(line);
+	nerr = sender_map_load_stream(m, f, path, errs);
 	fclose(f);
 	return nerr;
 }

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct config_errors;
 struct sender_map;
@@ -35,6 +36,11 @@ int sender_map_add(struct sender_map *m, const char *login, const char *pattern,
  * Every bad line is reported as path:line: text. Returns the number of
  * errors (0 = all good). */
 size_t sender_map_load_table(struct sender_map *m, const char *path, struct config_errors *errs);
+
+/* sender_map_load_stream - the same from an open stream, named name in
+ * messages */
+size_t sender_map_load_stream(struct sender_map *m, FILE *f, const char *name,
+			      struct config_errors *errs);
 
 /* sender_map_load_sqlite - add every row of SELECT login, address FROM
  * senders. -1 with *err_r (new memory, caller frees) on failure. */
