@@ -259,7 +259,7 @@ static const char *parse_local(const char **pp, const char *end, unsigned *trick
 		for (; p < end && *p != '@'; p++) {
 			if (!is_atext((unsigned char)*p) && *p != '.')
 				return char_error((unsigned char)*p,
-						  "invalid character in local part");
+				                  "invalid character in local part");
 			*w++ = *p;
 		}
 		if (p == start)

@@ -16,20 +16,20 @@
 enum address_trick {
 	ADDR_SOURCE_ROUTE = 1, /* <@a,@b:user@c> */
 	ADDR_PERCENT = 2,      /* user%host@local, also inside quotes */
-	ADDR_BANG = 4,	       /* host!user@local, also inside quotes */
+	ADDR_BANG = 4,         /* host!user@local, also inside quotes */
 	ADDR_QUOTED_AT = 8,    /* "user@host"@local */
 	ADDR_IP_LITERAL = 16,  /* user@[192.0.2.1], user@[IPv6:...], user@[tag:...] */
 };
 
 /* All strings are owned by the struct; release them with address_free. */
 struct address {
-	bool null;	 /* the null path <> */
-	char *local;	 /* local part as given, quotes removed, quoted-pairs unescaped;
-			    NULL for <> */
-	char *domain;	 /* lowercased, one trailing dot removed; an address literal keeps its
-			    brackets ("[192.0.2.1]"); NULL for <> and for a path without '@' */
+	bool null;       /* the null path <> */
+	char *local;     /* local part as given, quotes removed, quoted-pairs unescaped;
+	                    NULL for <> */
+	char *domain;    /* lowercased, one trailing dot removed; an address literal keeps its
+	                    brackets ("[192.0.2.1]"); NULL for <> and for a path without '@' */
 	char *canonical; /* the whole address lowercased: local part (quoted only where
-			    RFC 5321 needs it), '@', domain; source route dropped; "" for <> */
+	                    RFC 5321 needs it), '@', domain; source route dropped; "" for <> */
 	unsigned tricks; /* enum address_trick bits */
 };
 

@@ -24,8 +24,8 @@ enum tok_type { TOK_ATOM, TOK_QUOTED, TOK_LITERAL, TOK_COMMENT, TOK_SPECIAL };
 struct token {
 	enum tok_type type;
 	bool ws_before; /* white space or a comment came before it */
-	const char *s;	/* into the working copy: atom, unescaped content of a quoted
-			   string or comment, literal with brackets, special */
+	const char *s;  /* into the working copy: atom, unescaped content of a quoted
+	                   string or comment, literal with brackets, special */
 	size_t len;
 };
 
@@ -46,7 +46,8 @@ static void buf_add(struct buf *b, const char *s, size_t n)
 		b->size = (b->len + n + 1) * 2;
 		b->s = xrealloc(b->s, b->size);
 	}
-	memcpy(b->s + b->len, s, n);
+	if (n > 0)
+		memcpy(b->s + b->len, s, n);
 	b->len += n;
 	b->s[b->len] = '\0';
 }
@@ -210,7 +211,7 @@ static int hexval(char c)
 static int b64val(char c)
 {
 	static const char set[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const char *p = c != '\0' ? strchr(set, c) : NULL;
 
 	return p ? (int)(p - set) : -1;
@@ -359,8 +360,8 @@ static bool same_address(const char *l, const char *r, const char *addr)
 
 	if ((size_t)(r - l) == alen && strncasecmp(l, addr, alen) == 0)
 		return true;
-	while (l < r && !((*l >= 'a' && *l <= 'z') || (*l >= 'A' && *l <= 'Z') ||
-			  (*l >= '0' && *l <= '9')))
+	while (l < r &&
+	       !((*l >= 'a' && *l <= 'z') || (*l >= 'A' && *l <= 'Z') || (*l >= '0' && *l <= '9')))
 		l++;
 	return (size_t)(r - l) == alen && strncasecmp(l, addr, alen) == 0;
 }
@@ -387,6 +388,10 @@ static bool other_address(const char *text, const char *addr)
 			if (dot == NULL || dot == at + 1)
 				continue;
 		}
+		/* "bob<U+200B>@evil.com": no ASCII local part, but something
+		 * shown before the '@' */
+		if (l == at && l > text && (unsigned char)l[-1] >= 0x80)
+			return true;
 		if (l < at && !same_address(l, r, addr))
 			return true;
 	}
@@ -411,10 +416,9 @@ bool mailbox_display_hides_address(const struct mailbox *m)
 {
 	const char *addr = m->addr ? m->addr : "";
 
-	if (m->display_raw != NULL || m->display != NULL)
-		return (m->display_raw != NULL && text_hides(m->display_raw, addr)) ||
-		       (m->display != NULL && text_hides(m->display, addr));
-	return m->comment != NULL && text_hides(m->comment, addr);
+	return (m->display_raw != NULL && text_hides(m->display_raw, addr)) ||
+	       (m->display != NULL && text_hides(m->display, addr)) ||
+	       (m->comment != NULL && text_hides(m->comment, addr));
 }
 
 /* The address-list grammar over tokens. */
@@ -522,7 +526,7 @@ static const char *spec_domain(const struct parser *p, size_t i, size_t b, struc
 /* add_mailbox - append the mailbox whose addr-spec is the tokens [a, b),
  * display name [da, db) (da == db: none) and comments in [ca, cb) */
 static const char *add_mailbox(struct parser *p, size_t a, size_t b, size_t da, size_t db,
-			       size_t ca, size_t cb)
+                               size_t ca, size_t cb)
 {
 	struct buf local = {0}, dom = {0};
 	struct address addr = {0};

@@ -12,16 +12,16 @@
 #define MAILBOX_VALUE_MAX 65536
 
 struct mailbox {
-	char *display;	   /* display name with quotes removed and RFC 2047 encoded words
-			      decoded to UTF-8 (charsets utf-8, us-ascii, iso-8859-1; others
-			      are left encoded); control characters that decoding produced
-			      are shown as '?'; NULL if there is none */
+	char *display;     /* display name with quotes removed and RFC 2047 encoded words
+	                      decoded to UTF-8 (charsets utf-8, us-ascii, iso-8859-1; others
+	                      are left encoded); control characters that decoding produced
+	                      are shown as '?'; NULL if there is none */
 	char *display_raw; /* the same before RFC 2047 decoding; NULL if none */
-	char *comment;	   /* text of the comments around the mailbox, joined by spaces,
-			      undecoded (some readers show it when there is no display
-			      name); NULL if none */
-	char *addr;	   /* canonical address as address_parse makes it (lowercased) */
-	char *domain;	   /* lowercased domain (an address literal keeps its brackets) */
+	char *comment;     /* text of the comments around the mailbox, joined by spaces,
+	                      undecoded (some readers show it when there is no display
+	                      name); NULL if none */
+	char *addr;        /* canonical address as address_parse makes it (lowercased) */
+	char *domain;      /* lowercased domain (an address literal keeps its brackets) */
 	unsigned tricks;   /* enum address_trick bits (policy/address.h) */
 };
 
@@ -47,7 +47,8 @@ void mailbox_list_free(struct mailbox_list *l);
  * decoded) holds something that looks like an address (local@domain.tld,
  * with or without <>) other than m->addr (ASCII case ignored); or if encoded
  * words decode to CR, LF, NUL, or to text with '<', '@', '>' in that order.
- * When there is no display name, the comment is checked the same way. */
+ * The comments are checked the same way (readers show them as the name when
+ * there is none, and no honest From needs another address there). */
 bool mailbox_display_hides_address(const struct mailbox *m);
 
 #endif

@@ -28,6 +28,7 @@ struct parse_case {
 	unsigned tricks;
 };
 
+/* clang-format off */
 static const struct parse_case parse_cases[] = {
 	/* ordinary forms */
 	{"<alice@example.com>", NULL, "alice@example.com", "alice", "example.com", 0},
@@ -40,13 +41,9 @@ static const struct parse_case parse_cases[] = {
 	{"<a@b.c.>", NULL, "a@b.c", "a", "b.c", 0},
 	{"<a@x_y.example>", NULL, "a@x_y.example", "a", "x_y.example", 0},
 	{"<a@-x.example>", NULL, "a@-x.example", "a", "-x.example", 0},
-	{"<j\xc3\xbcrgen@B\xc3\xbc"
-	 "cher.example>",
-	 NULL, "j\xc3\xbcrgen@b\xc3\xbc"
-	       "cher.example",
-	 "j\xc3\xbcrgen", "b\xc3\xbc"
-			  "cher.example",
-	 0},
+	{"<j\xc3\xbcrgen@B\xc3\xbc" "cher.example>",
+	 NULL, "j\xc3\xbcrgen@b\xc3\xbc" "cher.example", "j\xc3\xbcrgen",
+	 "b\xc3\xbc" "cher.example", 0},
 	/* lenient local parts (Postfix accepts them) */
 	{"<a..b@example.com>", NULL, "a..b@example.com", "a..b", "example.com", 0},
 	{"<foo.@docomo.ne.jp>", NULL, "foo.@docomo.ne.jp", "foo.", "docomo.ne.jp", 0},
@@ -67,23 +64,22 @@ static const struct parse_case parse_cases[] = {
 	{"@a.example:user@c.example", NULL, "user@c.example", "user", "c.example", SR},
 	{"<@[192.0.2.1]:user@c.example>", NULL, "user@c.example", "user", "c.example", SR},
 	{"<@[IPv6:2001:db8::1],@b.example:u@c.example>", NULL, "u@c.example", "u", "c.example", SR},
-	{"<@a.example:\"x@y\"@c.example>", NULL, "\"x@y\"@c.example", "x@y", "c.example",
-	 SR | QAT},
-	{"<user%other.example@example.com>", NULL, "user%other.example@example.com",
-	 "user%other.example", "example.com", PCT},
-	{"<other.example!user@example.com>", NULL, "other.example!user@example.com",
-	 "other.example!user", "example.com", BNG},
+	{"<@a.example:\"x@y\"@c.example>", NULL, "\"x@y\"@c.example", "x@y", "c.example", SR | QAT},
+	{"<user%other.example@example.com>",
+	 NULL, "user%other.example@example.com", "user%other.example", "example.com", PCT},
+	{"<other.example!user@example.com>",
+	 NULL, "other.example!user@example.com", "other.example!user", "example.com", BNG},
 	{"<a%b!c@example.com>", NULL, "a%b!c@example.com", "a%b!c", "example.com", PCT | BNG},
-	{"<\"user@other.example\"@example.com>", NULL, "\"user@other.example\"@example.com",
-	 "user@other.example", "example.com", QAT},
-	{"<\"user\\@other.example\"@example.com>", NULL, "\"user@other.example\"@example.com",
-	 "user@other.example", "example.com", QAT},
-	{"<\"user%other\"@example.com>", NULL, "user%other@example.com", "user%other",
-	 "example.com", PCT},
+	{"<\"user@other.example\"@example.com>",
+	 NULL, "\"user@other.example\"@example.com", "user@other.example", "example.com", QAT},
+	{"<\"user\\@other.example\"@example.com>",
+	 NULL, "\"user@other.example\"@example.com", "user@other.example", "example.com", QAT},
+	{"<\"user%other\"@example.com>",
+	 NULL, "user%other@example.com", "user%other", "example.com", PCT},
 	{"<\"a!b\"@example.com>", NULL, "a!b@example.com", "a!b", "example.com", BNG},
 	{"<user@[192.0.2.1]>", NULL, "user@[192.0.2.1]", "user", "[192.0.2.1]", LIT},
-	{"<user@[IPv6:2001:DB8::1]>", NULL, "user@[ipv6:2001:db8::1]", "user",
-	 "[ipv6:2001:db8::1]", LIT},
+	{"<user@[IPv6:2001:DB8::1]>",
+	 NULL, "user@[ipv6:2001:db8::1]", "user", "[ipv6:2001:db8::1]", LIT},
 	{"<a@[IPv6:::1]>", NULL, "a@[ipv6:::1]", "a", "[ipv6:::1]", LIT},
 	{"<user@[x-tag:Stuff]>", NULL, "user@[x-tag:stuff]", "user", "[x-tag:stuff]", LIT},
 	{"<user%x@[127.0.0.1]>", NULL, "user%x@[127.0.0.1]", "user%x", "[127.0.0.1]", PCT | LIT},
@@ -136,6 +132,7 @@ static const struct parse_case parse_cases[] = {
 	{"<user@[[1.2.3.4]>", "square brackets", NULL, NULL, NULL, 0},
 	{"<user@x.example.[1.2.3.4]>", "square brackets", NULL, NULL, NULL, 0},
 };
+/* clang-format on */
 
 /* check_parse - run one parse case */
 static void check_parse(const struct parse_case *c)
@@ -263,17 +260,14 @@ struct norm_case {
 	const char *in, *out, *err;
 };
 
+/* clang-format off */
 static const struct norm_case norm_cases[] = {
 	{"Example.COM.", "example.com", NULL},
 	{"example.com", "example.com", NULL},
 	{"a", "a", NULL},
 	{"a.", "a", NULL},
 	{"xn--bcher-kva.example", "xn--bcher-kva.example", NULL},
-	{"B\xc3\xbc"
-	 "cher.Example",
-	 "b\xc3\xbc"
-	 "cher.example",
-	 NULL},
+	{"B\xc3\xbc" "cher.Example", "b\xc3\xbc" "cher.example", NULL},
 	{"a_b.example", "a_b.example", NULL},
 	{"", NULL, "empty domain"},
 	{".", NULL, "empty label"},
@@ -286,6 +280,7 @@ static const struct norm_case norm_cases[] = {
 	{"a@b", NULL, "invalid character"},
 	{"a\nb", NULL, "control"},
 };
+/* clang-format on */
 
 static void test_domain_normalize(void)
 {
@@ -359,6 +354,7 @@ struct plus_case {
 	const char *in, *sep, *out;
 };
 
+/* clang-format off */
 static const struct plus_case plus_cases[] = {
 	{"alice+tag@example.com", "+", "alice@example.com"},
 	{"alice+tag+more@example.com", "+", "alice@example.com"},
@@ -374,6 +370,7 @@ static const struct plus_case plus_cases[] = {
 	{"alice@ex+ample.com", "+", "alice@ex+ample.com"},
 	{"", "+", ""},
 };
+/* clang-format on */
 
 static void test_strip_plus(void)
 {
@@ -392,6 +389,7 @@ struct glob_case {
 	bool match;
 };
 
+/* clang-format off */
 static const struct glob_case glob_cases[] = {
 	{"*-noreply@example.com", "app-noreply@example.com", true},
 	{"*-noreply@example.com", "-noreply@example.com", true},
@@ -414,6 +412,7 @@ static const struct glob_case glob_cases[] = {
 	{"alice@example.com", "alice@example.com", true},
 	{"alice@example.com", "alice@example.co", false},
 };
+/* clang-format on */
 
 static void test_glob(void)
 {
