@@ -72,17 +72,22 @@ static bool logged(const char *want)
 
 static const char base_conf[] =
 	"trusted_networks = (\"192.0.2.0/24\", \"2001:db8::/32\");\n"
-	"local_domains = (\"example.com\", \".corp.example\");\n"
-	"senders = { map = (\n"
-	"  { login = \"alice\"; addresses = (\"alice@example.com\", \"@sales.example.com\"); },\n"
-	"  { login = \"app\"; addresses = (\"*-noreply@example.com\"); }\n"
-	"); };\n";
+	"local_domains = (\"example.com\", \".corp.example\");\n";
+#define SENDER_MAP                                                                          \
+	"map = (\n"                                                                         \
+	"  { login = \"alice\"; addresses = (\"alice@example.com\", \"@sales.example.com\"); },\n" \
+	"  { login = \"app\"; addresses = (\"*-noreply@example.com\"); }\n"                    \
+	");\n"
 
+/* config - base_conf and extra; extra may give its own senders group
+ * (it then holds the map too) */
 static struct weir_config *config(const char *extra)
 {
 	struct config_errors errs;
 	struct weir_config *cfg;
-	char *text = xasprintf("%s%s", base_conf, extra);
+	char *text = strncmp(extra, "senders", 7) == 0
+			     ? xasprintf("%s%s", base_conf, extra)
+			     : xasprintf("%ssenders = { %s };\n%s", base_conf, SENDER_MAP, extra);
 
 	config_errors_init(&errs);
 	cfg = config_load_string("t.conf", text, 0, &errs);
@@ -377,6 +382,43 @@ static void test_actions(void)
 	test_end();
 }
 
+static void test_certificate(void)
+{
+	struct run r;
+	static const char certs[] =
+		"senders = { " SENDER_MAP "certificates = (\n"
+		"  { subject = \"CN=app1,O=Example\"; login = \"app\"; },\n"
+		"  { fingerprint = \"AB:CD:EF:01\"; login = \"alice\"; }\n"
+		"); };\n";
+
+	test_begin("TLS client certificate identifies a login, by subject or fingerprint");
+	start(&r, certs, "198.51.100.7", NULL);
+	r.f.macros[1][0] = "{cert_subject}";
+	r.f.macros[1][1] = "CN=app1,O=Example";
+	session_helo(r.c, &r.io, "app.example");
+	test_assert(mail(&r, "<billing-noreply@example.com>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<x@other.example>") == MLFI_CONTINUE); /* may relay */
+	test_assert(mail(&r, "<alice@example.com>") == MLFI_REJECT);
+	test_assert(logged("identity=certificate login=app rule=envelope_sender"));
+	session_close(r.c);
+
+	start(&r, certs, "198.51.100.7", NULL);
+	r.f.macros[1][0] = "{cert_md5}";
+	r.f.macros[1][1] = "ab:cd:ef:01";
+	session_helo(r.c, &r.io, "alice.example");
+	test_assert(mail(&r, "<alice@example.com>") == MLFI_CONTINUE);
+	session_close(r.c);
+
+	start(&r, certs, "198.51.100.7", NULL);
+	r.f.macros[1][0] = "{cert_subject}";
+	r.f.macros[1][1] = "CN=someone-else";
+	session_helo(r.c, &r.io, "x.example");
+	test_assert(mail(&r, "<x@outside.example>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<x@other.example>") == MLFI_REJECT); /* outside */
+	session_close(r.c);
+	test_end();
+}
+
 static void test_message_line(void)
 {
 	struct run r;
@@ -408,6 +450,7 @@ int main(void)
 	test_envelope();
 	test_headers();
 	test_actions();
+	test_certificate();
 	test_message_line();
 	return test_exit_status();
 }
