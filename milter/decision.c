@@ -72,10 +72,17 @@ enum mlfi_status decide(struct conn *c, const struct mlfi_io *io, enum rule rule
 	kv_add(&kv, "action", action_names[action]);
 	if (dry)
 		kv_add(&kv, "dry_run", "yes");
-	if (action == ACTION_HOLD)
+	if (action == ACTION_ACCEPT)
+		kv_add(&kv, "reply", "");
+	else if (action == ACTION_LOG)
+		kv_addf(&kv, "reply", "would reject: %s", reply);
+	else if (dry)
+		kv_addf(&kv, "reply", "would %s: %s", action_names[action],
+			action == ACTION_HOLD ? text : reply);
+	else if (action == ACTION_HOLD)
 		kv_addf(&kv, "reply", "hold: %s", text);
 	else
-		kv_add(&kv, "reply", action == ACTION_ACCEPT ? "" : reply);
+		kv_add(&kv, "reply", reply);
 	log_info("%s", kv_str(&kv));
 	kv_free(&kv);
 

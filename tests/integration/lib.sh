@@ -286,3 +286,229 @@ pid_alive() {
 free_port() {
 	$PY "$STACK/stackutil.py" freeports 1
 }
+
+# ---------------------------------------------------------------------------
+# Helpers for the sender-policy tests (1NN-*.sh): a stack with real SMTP AUTH
+# (WEIR_STACK_SASL=1) and a permissive Postfix (WEIR_STACK_POSTFIX_OPEN=1) so
+# that weir-milter is the one deciding. Clients: "outside" connects from
+# 127.0.0.2, "trusted" from 127.0.0.1 (the tests' trusted_networks).
+OUTSIDE_IP=127.0.0.2
+TRUSTED_IP=127.0.0.1
+LOCAL_DOMAIN=local.weir.test
+OTHER_DOMAIN=other.weir.test
+
+# it_start_policy_stack CONF_TEXT [VAR=VALUE...]: write CONF_TEXT (weir.conf
+# settings: trusted_networks, local_domains, senders, policy) to a file and
+# start a stack with SASL and an open Postfix with it appended to weir.conf
+it_start_policy_stack() {
+	local conf=$1 f
+	shift
+	f=$(mktemp /tmp/weir-it-conf.XXXXXX) || it_abort "mktemp failed"
+	printf '%s\n' "$conf" >"$f"
+	chmod 644 "$f"
+	it_start_stack WEIR_STACK_SASL=1 WEIR_STACK_POSTFIX_OPEN=1 WEIR_STACK_CONF_EXTRA="$f" "$@"
+	cp "$f" "$D/conf-extra.conf"
+	rm -f "$f"
+}
+
+# sasl_pass LOGIN: the password of LOGIN from stack.env's SASL_USERS
+sasl_pass() {
+	local up
+	for up in $SASL_USERS; do
+		[ "${up%%:*}" = "$1" ] && { echo "${up#*:}"; return 0; }
+	done
+	return 1
+}
+
+# smtp NAME [swaks args...]: one SMTP session with Postfix through swaks;
+# the transcript is $D/log/smtp-NAME.log (SW set to it). Options before
+# the swaks args, in this order, all optional:
+#   -i IP       source address (default $OUTSIDE_IP)
+#   -u LOGIN    AUTH PLAIN as LOGIN with its password from SASL_USERS
+# Sets QID (queue id when queued). Returns swaks' status (0 = all ok).
+SW=
+smtp() {
+	local name=$1 ip=$OUTSIDE_IP rc
+	local -a auth=()
+	shift
+	if [ "${1:-}" = -i ]; then ip=$2; shift 2; fi
+	if [ "${1:-}" = -u ]; then
+		auth=(-a PLAIN -au "$2" -ap "$(sasl_pass "$2")")
+		shift 2
+	fi
+	SW=$D/log/smtp-$name.log
+	swaks --server "127.0.0.1:$SMTP_PORT" --local-interface "$ip" \
+		--helo client.weir.test "${auth[@]}" "$@" >"$SW" 2>&1
+	rc=$?
+	QID=$(sed -n 's/.*queued as \([0-9A-Za-z]*\).*/\1/p' "$SW" | tail -n 1)
+	return "$rc"
+}
+
+# sw_reply CMD [LOG]: the server's (last) reply line to the SMTP command
+# CMD (MAIL, RCPT, DATA = the reply after the message's final dot, AUTH)
+# in a swaks transcript, without swaks' prefix
+sw_reply() {
+	awk -v cmd="$1" '
+		/^ *(->|~>|\*\*) / { c = $2; if ($2 ~ /^[A-Z]+$/) last = $2; else last = "MSG"; next }
+		/^ *(<-|<~|<\*\*) / {
+			line = $0; sub(/^ *(<-|<~|<\*\*) +/, "", line)
+			k = last; if (k == "MSG") k = "DATA_END"
+			if (k == "AUTH" && line ~ /^334/) next
+			r[k] = line
+		}
+		END {
+			want = cmd; if (want == "DATA") want = "DATA_END"
+			if (want in r) print r[want]
+		}' "${2:-$SW}"
+}
+
+# reply_is CMD EXPECTED [LOG]: the reply to CMD starts with EXPECTED
+# (fixed string); prints both when not
+reply_is() {
+	local got
+	got=$(sw_reply "$1" "${3:-$SW}")
+	case $got in
+	"$2"*) return 0 ;;
+	esac
+	echo "    reply to $1: want '$2...'"
+	echo "    got:         '$got'   (transcript ${3:-$SW})"
+	return 1
+}
+
+# auth_ok [LOG]: the session's AUTH succeeded (235)
+auth_ok() {
+	grep -qE '^ *<[-~] +235 ' "${1:-$SW}"
+}
+
+# log_mark [FILE]: remember how many lines FILE (default the milter log)
+# has; log_since prints what was added after the mark
+LOG_MARK=0
+log_mark() {
+	LOG_MARK=$(wc -l <"${1:-$MILTER_LOG}" 2>/dev/null || echo 0)
+}
+log_since() {
+	tail -n +"$((LOG_MARK + 1))" -- "${1:-$MILTER_LOG}" 2>/dev/null
+}
+
+# decision_count ERE...: number of milter log lines since log_mark that
+# hold a rule= decision and match every ERE
+decision_count() {
+	local lines
+	lines=$(log_since | grep -E ' rule=[a-z_]+ ')
+	local e
+	for e in "$@"; do
+		lines=$(printf '%s\n' "$lines" | grep -E -- "$e")
+	done
+	printf '%s\n' "$lines" | grep -c .
+}
+
+# decision_is RULE ACTION IDENTITY LOGIN [ERE...]: exactly one decision line
+# since log_mark has rule=RULE action=ACTION identity=IDENTITY login=LOGIN,
+# the keys queue_id= client= reply="..." and matches every ERE
+decision_is() {
+	local rule=$1 action=$2 ident=$3 login=$4 n
+	shift 4
+	n=$(decision_count " rule=$rule( |$)" " action=$action( |$)" " identity=$ident( |$)" \
+		" login=$login( |$)" ' queue_id=[^ ]+' ' client=[^ ]+' ' reply="[^"]*"' "$@")
+	[ "$n" = 1 ] && return 0
+	echo "    want 1 milter decision line rule=$rule action=$action identity=$ident login=$login $*, found $n; lines since the mark:"
+	log_since | grep -E ' rule=| decision=' | sed 's/^/      /' | tail -n 8
+	return 1
+}
+
+# no_decision RULE: no decision line for RULE since log_mark
+no_decision() {
+	local n
+	n=$(decision_count " rule=$1( |$)")
+	[ "$n" = 0 ] && return 0
+	echo "    unexpected milter decision line(s) for rule=$1:"
+	log_since | grep -E " rule=$1( |$)" | sed 's/^/      /'
+	return 1
+}
+
+# msg_decision DECISION [ERE...]: a per-message line since log_mark says
+# decision=DECISION and matches every ERE
+msg_decision() {
+	local d=$1 n
+	shift
+	n=$(log_since | grep -E " decision=$d( |$)" | {
+		l=$(cat)
+		for e in "$@"; do l=$(printf '%s\n' "$l" | grep -E -- "$e"); done
+		printf '%s\n' "$l"
+	} | grep -c .)
+	[ "$n" -ge 1 ] && return 0
+	echo "    no per-message line decision=$d $* since the mark:"
+	log_since | grep -E ' decision=' | sed 's/^/      /' | tail -n 5
+	return 1
+}
+
+# ere_quote STRING: STRING as an ERE matching it literally
+ere_quote() {
+	printf '%s' "$1" | sed 's/[][\.*^$+?(){}|/]/\\&/g'
+}
+
+# sink_none_with TOKEN [SECS]: no stored message holds TOKEN, after waiting
+# SECS (default 3) for a delivery that should not come
+sink_none_with() {
+	sleep "${2:-3}"
+	[ -z "$(grep -lF -- "$1" "$SINK_DIR"/*.eml 2>/dev/null)" ]
+}
+
+# raw_msg FROM_HEADER TOKEN [EXTRA HEADER LINES...]: a whole message (CRLF)
+# for swaks --data: the given From (and extra) header lines, a Subject
+# holding TOKEN and a body. FROM_HEADER "" means no From header.
+raw_msg() {
+	local from=$1 tok=$2 h
+	shift 2
+	{
+		[ -n "$from" ] && printf '%s\r\n' "$from"
+		for h in "$@"; do printf '%s\r\n' "$h"; done
+		printf 'To: <someone@%s>\r\n' "$OTHER_DOMAIN"
+		printf 'Subject: weir test %s\r\n' "$tok"
+		printf 'Message-ID: <%s@client.weir.test>\r\n' "$tok"
+		printf 'Date: %s\r\n' "$(date -R)"
+		printf '\r\nbody %s\r\n' "$tok"
+	}
+}
+
+# reply_matches CMD ERE [LOG]: the reply to CMD matches ERE
+reply_matches() {
+	local got
+	got=$(sw_reply "$1" "${3:-$SW}")
+	printf '%s\n' "$got" | grep -qE -- "$2" && return 0
+	echo "    reply to $1: want /$2/, got '$got'   (transcript ${3:-$SW})"
+	return 1
+}
+
+# wait_sink_null TOKEN [SECS]: a stored message with the null sender holds
+# TOKEN (sink_files_with leaves those out: it skips bounces)
+wait_sink_null() {
+	wait_for "${2:-30}" bash -c "grep -lF -- '$1' '$SINK_DIR'/*.eml 2>/dev/null | xargs -r grep -l '^X-Sink-Mail-From: <>' | grep -q ."
+}
+
+# reply_is_ci CMD EXPECTED [LOG]: like reply_is, letter case ignored (for
+# replies that quote an address the milter may have normalized)
+reply_is_ci() {
+	local got
+	got=$(sw_reply "$1" "${3:-$SW}")
+	case ${got,,} in
+	"${2,,}"*) return 0 ;;
+	esac
+	echo "    reply to $1: want '$2...' (any case)"
+	echo "    got:         '$got'   (transcript ${3:-$SW})"
+	return 1
+}
+
+# it_restart_policy_stack CONF_TEXT [VAR=VALUE...]: stop the running stack
+# and start a fresh one with another configuration. The old directory is
+# removed when every check so far passed, else kept (and its path printed).
+it_restart_policy_stack() {
+	local old=$D
+	"$STACK/stop" "$old" >/dev/null 2>&1
+	it_start_policy_stack "$@"
+	if [ "$IT_FAILS" = 0 ] && [ "${WEIR_IT_KEEP:-0}" != 1 ]; then
+		rm -rf -- "$old"
+	else
+		it_say "previous stack directory kept: $old"
+	fi
+}

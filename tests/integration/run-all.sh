@@ -1,9 +1,9 @@
 #!/bin/bash
 # tests/integration/run-all.sh [TEST...] - run the integration tests (all
-# NN-*.sh by default), one after another; print each result and a summary
+# [0-9]*-*.sh by default), one after another; print each result and a summary
 # 'N passed, N failed, N skipped'. Exit 1 if any failed.
 cd "$(dirname "$0")" || exit 1
-[ $# -gt 0 ] || set -- '[0-9][0-9]-*.sh'
+[ $# -gt 0 ] || set -- '[0-9]*-*.sh'
 tests=()
 for pat in "$@"; do
 	pat=${pat##*/}

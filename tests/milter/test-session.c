@@ -367,7 +367,7 @@ static void test_actions(void)
 	test_begin("log and dry-run refuse nothing, and say what they would do");
 	start(&r, "policy = { envelope_sender = \"log\"; };", NULL, "alice");
 	test_assert(mail(&r, "<bob@example.com>") == MLFI_CONTINUE);
-	test_assert(logged("rule=envelope_sender action=log reply=\"550 5.7.1 alice may not send as"));
+	test_assert(logged("rule=envelope_sender action=log reply=\"would reject: 550 5.7.1 alice may not send as"));
 	session_close(r.c);
 	start(&r, "policy = { dry_run = true; header_from = \"hold\"; };", "198.51.100.7", "alice");
 	test_assert(mail(&r, "<bob@example.com>") == MLFI_CONTINUE);
@@ -375,8 +375,8 @@ static void test_actions(void)
 	test_assert(eom(&r, (const char *const[]){"From", "bob@example.com", NULL}) ==
 		    MLFI_CONTINUE);
 	test_assert(r.f.held[0] == '\0');
-	test_assert(logged("rule=envelope_sender action=reject dry_run=yes"));
-	test_assert(logged("rule=header_from action=hold dry_run=yes"));
+	test_assert(logged("rule=envelope_sender action=reject dry_run=yes reply=\"would reject: 550 5.7.1 "));
+	test_assert(logged("rule=header_from action=hold dry_run=yes reply=\"would hold: alice may not"));
 	test_assert(logged("decision=accept"));
 	session_close(r.c);
 	test_end();
