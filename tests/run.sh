@@ -96,6 +96,10 @@ for t in tests/integration/[0-9]*.sh tests/milter/*.sh; do
 	run_check "$t" 300 "$t"
 done
 
+# Postfix to weir-milter over TCP too (the stack's default is a unix socket).
+WEIR_STACK_MILTER_TRANSPORT=inet run_check "milter-over-inet/10-relay-basic.sh" 300 \
+	tests/integration/10-relay-basic.sh
+
 step "valgrind on the daemons"
 for t in tests/valgrind/*.sh; do
 	[ -x "$t" ] || continue
