@@ -15,6 +15,7 @@
 #include <unbound.h>
 
 #include "lib/dns.h"
+#include "lib/dns_wait.h"
 #include "lib/xalloc.h"
 
 #define RR_TYPE_A 1
@@ -53,38 +54,6 @@ static void dns_readable(evutil_socket_t fd, short what, void *arg)
 	dns_unref(dns);
 }
 
-/* configure - point ctx at the system resolver or the given servers */
-static int configure(struct ub_ctx *ctx, const char *servers, const char **err_r)
-{
-	char *copy, *tok, *save = NULL;
-	int ret = 0;
-
-	if (strcmp(servers, "system") == 0) {
-		if (ub_ctx_resolvconf(ctx, NULL) != 0 || ub_ctx_hosts(ctx, NULL) != 0) {
-			*err_r = "cannot read /etc/resolv.conf or /etc/hosts";
-			return -1;
-		}
-		return 0;
-	}
-	copy = xstrdup(servers);
-	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		if (ub_ctx_set_fwd(ctx, tok) != 0) {
-			*err_r = "bad resolver address";
-			ret = -1;
-			break;
-		}
-	}
-	free(copy);
-	/* libunbound answers names under the reserved "test." (RFC 6761)
-	 * NXDOMAIN itself. With servers of its own, an administrator (or a
-	 * test bed) may serve such names there: ask them. */
-	if (ret == 0 && ub_ctx_zone_add(ctx, "test.", "nodefault") != 0) {
-		*err_r = "cannot configure the resolver";
-		ret = -1;
-	}
-	return ret;
-}
-
 /* dns_new - a resolver context; see dns.h */
 struct dns *dns_new(struct event_base *base, const char *servers, long timeout_secs,
 		    const char **err_r)
@@ -102,7 +71,7 @@ struct dns *dns_new(struct event_base *base, const char *servers, long timeout_s
 	}
 	if (ub_ctx_async(dns->ctx, 1) != 0)
 		*err_r = "ub_ctx_async failed";
-	else if (configure(dns->ctx, servers, err_r) == 0)
+	else if (dns_ctx_configure(dns->ctx, servers, err_r) == 0)
 		*err_r = NULL;
 	if (*err_r != NULL) {
 		ub_ctx_delete(dns->ctx);

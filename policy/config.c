@@ -508,6 +508,8 @@ static void fill_derived(struct weir_config *cfg)
 	}
 	if (cfg->agent.helo_name == NULL)
 		cfg->agent.helo_name = xstrdup(cfg->hostname);
+	if (cfg->dkim.authserv_id == NULL)
+		cfg->dkim.authserv_id = xstrdup(cfg->hostname);
 }
 
 /* load - read the file path, or the text when text is not NULL (path
@@ -597,6 +599,8 @@ void config_unref(struct weir_config *cfg)
 {
 	if (cfg == NULL || atomic_fetch_sub(&cfg->refs, 1) != 1)
 		return;
+	if (cfg->daemon_state != NULL && cfg->daemon_state_free != NULL)
+		cfg->daemon_state_free(cfg->daemon_state);
 	settings_free_compiled(cfg);
 	for (size_t i = 0; i < weir_settings_count; i++) {
 		const struct setting *s = &weir_settings[i];

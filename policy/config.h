@@ -22,6 +22,7 @@ struct strlist {
 
 struct cidr;
 struct sender_map;
+struct dkim_domain;
 
 /* What a policy rule does when it matches (policy.* settings). */
 enum policy_action { ACTION_ACCEPT, ACTION_REJECT, ACTION_TEMPFAIL, ACTION_HOLD, ACTION_LOG };
@@ -86,6 +87,21 @@ struct weir_config {
 	} policy;
 
 	struct {
+		char *authserv_id;
+		struct dkim_domain *domains; /* dkim.sign, keys loaded */
+		size_t ndomains;
+		char *fallback_domain;
+		int canonicalization; /* relaxed/relaxed, simple/simple, relaxed/simple,
+					 simple/relaxed */
+		struct strlist headers;
+		struct strlist oversign;
+		long expire;
+		int alignment; /* 0 log, 1 warn, 2 tempfail */
+		bool verify;
+		long max_signatures;
+	} dkim;
+
+	struct {
 		char *socket;
 		char *pid_file;
 		long socket_mode;
@@ -118,6 +134,12 @@ struct weir_config {
 	size_t nlocal;
 	struct sender_map *sender_map;
 	unsigned null_sender_mask; /* enum identity_class bits */
+
+	/* State a daemon builds for this configuration (weir-milter: its
+	 * DKIM library handle and resolver), freed with the configuration
+	 * by daemon_state_free. Set once, under the daemon's own lock. */
+	void *daemon_state;
+	void (*daemon_state_free)(void *state);
 };
 
 /* Which program is loading: settings a program needs to run are only

@@ -18,6 +18,7 @@
 #include "lib/xalloc.h"
 #include "policy/address.h"
 #include "policy/config.h"
+#include "policy/dkim_keys.h"
 #include "policy/senders.h"
 
 #define OFF(field) offsetof(struct weir_config, field)
@@ -27,6 +28,32 @@ static const char *const log_levels[] = {"error", "warning", "info", "debug", NU
 /* in the order of enum policy_action */
 static const char *const actions[] = {"accept", "reject", "tempfail", "hold", "log", NULL};
 static const char *const header_from_modes[] = {"any", "local", NULL};
+static const char *const canonicalizations[] = {"relaxed/relaxed", "simple/simple",
+						"relaxed/simple", "simple/relaxed", NULL};
+static const char *const alignment_modes[] = {"log", "warn", "tempfail", NULL};
+
+/* check_header_name - a header field name (RFC 5322 ftext) */
+static int check_header_name(const char *v, const char **err_r)
+{
+	if (v[0] == '\0')
+		goto bad;
+	for (const char *p = v; *p; p++)
+		if (*p <= ' ' || *p > '~' || *p == ':')
+			goto bad;
+	return 0;
+bad:
+	*err_r = "not a header field name";
+	return -1;
+}
+
+static int check_authserv_id(const char *v, const char **err_r)
+{
+	if (v[0] == '\0' || strpbrk(v, " \t;()\"\\") != NULL) {
+		*err_r = "must be a name without spaces, ';', quotes or parentheses";
+		return -1;
+	}
+	return 0;
+}
 
 static int check_cidr(const char *v, const char **err_r)
 {
@@ -346,6 +373,41 @@ const struct setting weir_settings[] = {
 	 header_from_modes, NULL, 0,
 	 "For trusted networks: any header From, or only local domains.", NULL, NULL, NULL},
 
+	/* DKIM */
+	{"dkim.authserv_id", SETTING_STRING, OFF(dkim.authserv_id), NULL, NOLIMIT, NULL,
+	 check_authserv_id, 0,
+	 "authserv-id of weir's Authentication-Results header; default: hostname.", NULL, NULL,
+	 NULL},
+	{"dkim.sign", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
+	 "Signing table: ( { domain; subdomains; keys = ( { selector; algorithm; key; } ); } ).",
+	 dkim_sign_parse, dkim_sign_format, dkim_sign_free},
+	{"dkim.fallback_domain", SETTING_STRING, OFF(dkim.fallback_domain), "", NOLIMIT, NULL, NULL,
+	 0, "Domain in dkim.sign whose keys sign mail whose From domain has none.", NULL, NULL,
+	 NULL},
+	{"dkim.canonicalization", SETTING_ENUM, OFF(dkim.canonicalization), "relaxed/relaxed",
+	 NOLIMIT, canonicalizations, NULL, 0, "Header/body canonicalization of signatures.", NULL,
+	 NULL, NULL},
+	{"dkim.headers", SETTING_STRLIST, OFF(dkim.headers),
+	 "(\"From\", \"Subject\", \"To\", \"Cc\", \"Date\", \"Message-ID\", \"Reply-To\", "
+	 "\"In-Reply-To\", \"References\", \"List-Unsubscribe\", \"List-Unsubscribe-Post\", "
+	 "\"MIME-Version\", \"Content-Type\", \"Content-Transfer-Encoding\", \"Sender\")",
+	 NOLIMIT, NULL, check_header_name, 0, "Headers signed when present (From always).", NULL,
+	 NULL, NULL},
+	{"dkim.oversign", SETTING_STRLIST, OFF(dkim.oversign),
+	 "(\"From\", \"Subject\", \"To\", \"Cc\", \"Reply-To\", \"List-Unsubscribe\", "
+	 "\"List-Unsubscribe-Post\")",
+	 NOLIMIT, NULL, check_header_name, 0,
+	 "Headers signed once more than present, so that none can be added.", NULL, NULL, NULL},
+	{"dkim.expire", SETTING_DURATION, OFF(dkim.expire), "0", 0, 31536000, NULL, NULL, 0,
+	 "x= this long after t= (0: no x=).", NULL, NULL, NULL},
+	{"dkim.alignment", SETTING_ENUM, OFF(dkim.alignment), "log", NOLIMIT, alignment_modes, NULL,
+	 0, "Outgoing mail no signature of which aligns with From: log, warn or tempfail.", NULL,
+	 NULL, NULL},
+	{"dkim.verify", SETTING_BOOL, OFF(dkim.verify), "true", NOLIMIT, NULL, NULL, 0,
+	 "Verify DKIM on mail from outside and add Authentication-Results.", NULL, NULL, NULL},
+	{"dkim.max_signatures", SETTING_INT, OFF(dkim.max_signatures), "5", 1, 50, NULL, NULL, 0,
+	 "Most signatures verified per message.", NULL, NULL, NULL},
+
 	/* weir-milter */
 	{"milter.socket", SETTING_STRING, OFF(milter.socket), "unix:/run/weir/milter.sock", NOLIMIT,
 	 NULL, check_milter_socket, 0,
@@ -443,6 +505,12 @@ void settings_compile(struct weir_config *cfg, struct config_errors *errs)
 									 : IDENTITY_OUTSIDE;
 	}
 	compile_senders(cfg, errs);
+	if (cfg->dkim.fallback_domain[0] != '\0' &&
+	    dkim_domain_find(cfg->dkim.domains, cfg->dkim.ndomains, cfg->dkim.fallback_domain) ==
+		    NULL)
+		config_errors_add(errs, cfg->file, 0,
+				  "dkim.fallback_domain %s has no keys in dkim.sign",
+				  cfg->dkim.fallback_domain);
 }
 
 void settings_free_compiled(struct weir_config *cfg)

@@ -6,6 +6,7 @@
  * COMMANDS
  *	check		validate weir.conf; every error as file:line: text;
  *			exit 1 on any error
+ *	keygen		make a DKIM key pair and print its DNS record
  *	defaults	print every setting with its built-in default
  *	settings	print every setting with its value in weir.conf
  *	version		print the version
@@ -22,6 +23,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "policy/config.h"
+#include "policy/keygen.h"
 
 struct command {
 	const char *name;
@@ -96,8 +98,17 @@ static int cmd_version(const char *conf, int argc, char **argv)
 	return 0;
 }
 
+static int cmd_keygen(const char *conf, int argc, char **argv)
+{
+	(void)conf;
+	return keygen_main(argc, argv);
+}
+
 static const struct command commands[] = {
 	{"check", cmd_check, "validate weir.conf"},
+	{"keygen", cmd_keygen,
+	 "--domain D --selector S [--algorithm rsa|ed25519] [--bits N] [--output FILE]: "
+	 "a DKIM key and its DNS record"},
 	{"defaults", cmd_defaults, "print every setting with its built-in default"},
 	{"settings", cmd_settings, "print every setting as weir.conf sets it"},
 	{"version", cmd_version, "print the version"},
@@ -107,7 +118,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: weirctl [-c FILE] COMMAND [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].usage);
+		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].usage);
 	fprintf(out, "\nFILE defaults to %s\n", config_default_path());
 }
 

@@ -1,0 +1,214 @@
+/* dns_wait - blocking DNS lookups with a time bound, for threaded daemons
+ *
+ * One libunbound context is shared by every thread. A thread of our own
+ * runs ub_process whenever answers arrive; a lookup starts an
+ * asynchronous query and sleeps on a condition variable until its answer
+ * is in or its time is up (the query is then cancelled). libunbound's
+ * callbacks run inside ub_process, under the same mutex the waiters use,
+ * so no answer is ever lost between check and wait. */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unbound.h>
+
+#include "lib/dns_wait.h"
+#include "lib/xalloc.h"
+
+struct dns_wait {
+	struct ub_ctx *ctx;
+	pthread_mutex_t lock;
+	pthread_cond_t answered;
+	pthread_t thread;
+	bool stop;
+	long timeout;
+};
+
+struct pending {
+	bool done;
+	int rcode;
+	bool havedata;
+	bool secure_fail;
+	char **records;
+	size_t nrecords;
+};
+
+int dns_ctx_configure(struct ub_ctx *ctx, const char *servers, const char **err_r)
+{
+	char *copy, *tok, *save = NULL;
+	int ret = 0;
+
+	if (strcmp(servers, "system") == 0) {
+		if (ub_ctx_resolvconf(ctx, NULL) != 0 || ub_ctx_hosts(ctx, NULL) != 0) {
+			*err_r = "cannot read /etc/resolv.conf or /etc/hosts";
+			return -1;
+		}
+		return 0;
+	}
+	copy = xstrdup(servers);
+	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		if (ub_ctx_set_fwd(ctx, tok) != 0) {
+			*err_r = "bad resolver address";
+			ret = -1;
+			break;
+		}
+	}
+	free(copy);
+	/* libunbound answers names under the reserved "test." (RFC 6761)
+	 * NXDOMAIN itself. With servers of its own, an administrator (or a
+	 * test bed) may serve such names there: ask them. */
+	if (ret == 0 && ub_ctx_zone_add(ctx, "test.", "nodefault") != 0) {
+		*err_r = "cannot configure the resolver";
+		ret = -1;
+	}
+	return ret;
+}
+
+
+/* txt_strings - the character-strings of one TXT rdata, joined */
+static char *txt_strings(const unsigned char *d, size_t len)
+{
+	char *out = xmalloc(len + 1);
+	size_t o = 0, i = 0;
+
+	while (i < len) {
+		size_t n = d[i++];
+		if (n > len - i)
+			n = len - i;
+		memcpy(out + o, d + i, n);
+		o += n;
+		i += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* answer - libunbound callback, run inside ub_process with lock held */
+static void answer(void *arg, int err, struct ub_result *res)
+{
+	struct pending *p = arg;
+
+	p->done = true;
+	p->rcode = err != 0 ? -1 : res->rcode;
+	if (err == 0 && res->havedata) {
+		for (size_t i = 0; res->data[i] != NULL; i++) {
+			p->records = xrealloc(p->records, (p->nrecords + 1) * sizeof(*p->records));
+			p->records[p->nrecords++] =
+				txt_strings((unsigned char *)res->data[i], (size_t)res->len[i]);
+		}
+		p->havedata = p->nrecords > 0;
+	}
+	if (res != NULL)
+		ub_resolve_free(res);
+}
+
+/* process_loop - our thread: process answers as they arrive */
+static void *process_loop(void *arg)
+{
+	struct dns_wait *w = arg;
+	struct pollfd pfd = {.fd = ub_fd(w->ctx), .events = POLLIN};
+
+	for (;;) {
+		int n = poll(&pfd, 1, 100);
+		pthread_mutex_lock(&w->lock);
+		if (w->stop) {
+			pthread_mutex_unlock(&w->lock);
+			return NULL;
+		}
+		if (n > 0) {
+			ub_process(w->ctx);
+			pthread_cond_broadcast(&w->answered);
+		}
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+struct dns_wait *dns_wait_new(const char *servers, long timeout_secs, const char **err_r)
+{
+	struct dns_wait *w = xcalloc(1, sizeof(*w));
+
+	w->timeout = timeout_secs;
+	w->ctx = ub_ctx_create();
+	if (w->ctx == NULL) {
+		*err_r = "ub_ctx_create failed";
+		free(w);
+		return NULL;
+	}
+	if (ub_ctx_async(w->ctx, 1) != 0 || dns_ctx_configure(w->ctx, servers, err_r) < 0) {
+		if (*err_r == NULL)
+			*err_r = "ub_ctx_async failed";
+		ub_ctx_delete(w->ctx);
+		free(w);
+		return NULL;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->answered, NULL);
+	if (pthread_create(&w->thread, NULL, process_loop, w) != 0) {
+		*err_r = "cannot start the DNS thread";
+		ub_ctx_delete(w->ctx);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void dns_wait_free(struct dns_wait *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	ub_ctx_delete(w->ctx);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->answered);
+	free(w);
+}
+
+enum dns_wait_result dns_wait_txt(struct dns_wait *w, const char *name, char ***records_r,
+				  size_t *n_r)
+{
+	struct pending p = {0};
+	struct timespec deadline;
+	enum dns_wait_result r;
+	int id, rc = 0;
+
+	*records_r = NULL;
+	*n_r = 0;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += w->timeout;
+	pthread_mutex_lock(&w->lock);
+	if (ub_resolve_async(w->ctx, name, 16 /* TXT */, 1 /* IN */, &p, answer, &id) != 0) {
+		pthread_mutex_unlock(&w->lock);
+		return DNS_WAIT_TEMPFAIL;
+	}
+	while (!p.done && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&w->answered, &w->lock, &deadline);
+	if (!p.done) {
+		ub_cancel(w->ctx, id);
+		r = DNS_WAIT_TIMEOUT;
+	} else if (p.rcode == 0 && p.havedata) {
+		r = DNS_WAIT_OK;
+	} else if (p.rcode == 3 || p.rcode == 0) {
+		r = DNS_WAIT_NONE; /* NXDOMAIN, or no TXT record */
+	} else {
+		r = DNS_WAIT_TEMPFAIL; /* SERVFAIL, REFUSED, resolver error */
+	}
+	pthread_mutex_unlock(&w->lock);
+	*records_r = p.records;
+	*n_r = p.nrecords;
+	return r;
+}
+
+void dns_records_free(char **records, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(records[i]);
+	free(records);
+}
