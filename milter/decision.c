@@ -108,7 +108,7 @@ enum mlfi_status decide(struct conn *c, const struct mlfi_io *io, enum rule rule
 	return st;
 }
 
-void log_message(struct conn *c, const char *decision, const char *reason)
+void log_message(struct conn *c, const char *decision, const char *reason, const char *extra)
 {
 	struct msg *m = c->msg;
 	struct kvline kv;
@@ -135,7 +135,7 @@ void log_message(struct conn *c, const char *decision, const char *reason)
 	kv_add(&kv, "decision", decision);
 	if (reason)
 		kv_add(&kv, "reason", reason);
-	log_info("%s", kv_str(&kv));
+	log_info("%s%s%s", kv_str(&kv), extra && extra[0] ? " " : "", extra ? extra : "");
 	kv_free(&kv);
 	free(list);
 }

@@ -98,7 +98,7 @@ enum mlfi_status session_mail(struct conn *c, const struct mlfi_io *io, char **a
 		address_free(&a);
 	if (st == MLFI_REJECT || st == MLFI_TEMPFAIL) {
 		/* The transaction ends here: the message line now. */
-		log_message(c, st == MLFI_REJECT ? "reject" : "tempfail", "sender refused");
+		log_message(c, st == MLFI_REJECT ? "reject" : "tempfail", "sender refused", NULL);
 		msg_free(c->msg);
 		c->msg = NULL;
 	}

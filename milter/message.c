@@ -10,6 +10,7 @@
 
 #include "lib/log.h"
 #include "lib/xalloc.h"
+#include "milter/dkim.h"
 #include "milter/session.h"
 #include "policy/address.h"
 #include "policy/mailbox.h"
@@ -27,24 +28,65 @@ static void keep(char **v, size_t *n, const char *value)
 	(*n)++;
 }
 
+/* claims_our_id - does an Authentication-Results value start with our
+ * authserv-id (RFC 8601 2.2: CFWS, then the id, then ';' or CFWS)? */
+static bool claims_our_id(const char *value, const char *ours)
+{
+	size_t n = strlen(ours);
+
+	while (*value == ' ' || *value == '\t' || *value == '\r' || *value == '\n')
+		value++;
+	return strncasecmp(value, ours, n) == 0 &&
+	       (value[n] == ';' || value[n] == ' ' || value[n] == '\t' || value[n] == '(' ||
+		value[n] == '\r' || value[n] == '\n' || value[n] == '\0');
+}
+
+/* keep_header - every header, in order, for DKIM (bounded) */
+static void keep_header(struct msg *m, const char *name, const char *value)
+{
+	size_t size = strlen(name) + strlen(value);
+
+	if (m->headers_overflow || m->nheaders >= MSG_MAX_ALL_HEADERS ||
+	    m->header_bytes + size > MSG_MAX_HEADER_BYTES) {
+		m->headers_overflow = true;
+		return;
+	}
+	m->headers = xrealloc(m->headers, (m->nheaders + 1) * sizeof(*m->headers));
+	m->headers[m->nheaders].name = xstrdup(name);
+	m->headers[m->nheaders].value = xstrdup(value);
+	m->nheaders++;
+	m->header_bytes += size;
+}
+
 enum mlfi_status session_header(struct conn *c, const char *name, const char *value)
 {
 	struct msg *m = c->msg;
 
 	if (m == NULL || name == NULL || value == NULL)
 		return MLFI_CONTINUE;
-	if (strcasecmp(name, "From") == 0)
+	keep_header(m, name, value);
+	if (strcasecmp(name, "From") == 0) {
 		keep(m->from, &m->n_from, value);
-	else if (strcasecmp(name, "Sender") == 0)
+	} else if (strcasecmp(name, "Sender") == 0) {
 		keep(m->sender_hdr, &m->n_sender_hdr, value);
+	} else if (strcasecmp(name, "Authentication-Results") == 0) {
+		m->n_ar++;
+		if (claims_our_id(value, c->cfg->dkim.authserv_id)) {
+			m->ar_ours = xrealloc(m->ar_ours, (m->n_ar_ours + 1) * sizeof(*m->ar_ours));
+			m->ar_ours[m->n_ar_ours++] = m->n_ar;
+		}
+	}
 	return MLFI_CONTINUE;
 }
 
 /* check_one_header - the From (or Sender) values of m: exactly one
  * header, one mailbox, no second address in the display name, and an
- * address the identity may use. Returns the stage status. */
+ * address the identity may use. Returns the stage status; *passed_r says
+ * whether no rule matched at all (a "log" or dry-run match still lets the
+ * message go on, but it is not authorized: it is never signed). */
 static enum mlfi_status check_one_header(struct conn *c, const struct mlfi_io *io,
-					 const char *hname, char **values, size_t n)
+					 const char *hname, char **values, size_t n,
+					 bool *passed_r)
 {
 	struct msg *m = c->msg;
 	struct mailbox_list l = {0};
@@ -52,6 +94,7 @@ static enum mlfi_status check_one_header(struct conn *c, const struct mlfi_io *i
 	char text[700];
 	enum mlfi_status st = MLFI_CONTINUE;
 
+	*passed_r = false;
 	if (n != 1) {
 		if (n == 0)
 			snprintf(text, sizeof(text), "message has no %s header; exactly one is required",
@@ -86,6 +129,8 @@ static enum mlfi_status check_one_header(struct conn *c, const struct mlfi_io *i
 			 l.v[0].addr);
 		st = decide(c, io, RULE_HEADER_FROM, text);
 	}
+	else
+		*passed_r = true;
 	mailbox_list_free(&l);
 	return st;
 }
@@ -122,22 +167,23 @@ static enum mlfi_status check_headers(struct conn *c, const struct mlfi_io *io)
 {
 	struct msg *m = c->msg;
 	enum mlfi_status st;
+	bool from_ok = false, sender_ok = true;
 
 	if (m->identity == ID_OUTSIDE)
 		return check_spoofing(c, io);
 	if (m->identity == ID_TRUSTED && c->cfg->policy.trusted_header_from == 0)
 		return MLFI_CONTINUE;
-	st = check_one_header(c, io, "From", m->from, m->n_from);
+	st = check_one_header(c, io, "From", m->from, m->n_from, &from_ok);
 	if (st == MLFI_CONTINUE && m->n_sender_hdr > 0)
-		st = check_one_header(c, io, "Sender", m->sender_hdr, m->n_sender_hdr);
+		st = check_one_header(c, io, "Sender", m->sender_hdr, m->n_sender_hdr, &sender_ok);
+	m->from_ok = from_ok && sender_ok;
 	return st;
 }
 
-enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io)
+enum mlfi_status session_eoh(struct conn *c, const struct mlfi_io *io)
 {
 	struct msg *m = c->msg;
 	enum mlfi_status st;
-	const char *decision = "accept";
 
 	if (m == NULL)
 		return MLFI_CONTINUE;
@@ -146,9 +192,35 @@ enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io)
 		m->queue_id = v && v[0] ? xstrdup(v) : NULL;
 	}
 	st = check_headers(c, io);
-	if (st == MLFI_REJECT)
-		decision = "reject";
-	else if (st == MLFI_TEMPFAIL)
+	if (st == MLFI_REJECT || st == MLFI_TEMPFAIL) {
+		log_message(c, st == MLFI_REJECT ? "reject" : "tempfail", "header refused", NULL);
+		msg_free(c->msg);
+		c->msg = NULL;
+		return st;
+	}
+	dkim_msg_start(c, m);
+	return MLFI_CONTINUE;
+}
+
+enum mlfi_status session_body(struct conn *c, const unsigned char *data, size_t len)
+{
+	if (c->msg != NULL && c->msg->dkim != NULL)
+		dkim_msg_body(c->msg, data, len);
+	return MLFI_CONTINUE;
+}
+
+enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io)
+{
+	struct msg *m = c->msg;
+	enum mlfi_status st;
+	const char *decision = "accept";
+	struct kvline kv;
+
+	if (m == NULL)
+		return MLFI_CONTINUE;
+	kv_init(&kv);
+	st = dkim_msg_finish(c, io, m, &kv);
+	if (st == MLFI_TEMPFAIL)
 		decision = "tempfail";
 	else if (m->hold != NULL) {
 		if (io->quarantine(io->handle, m->hold) == 0) {
@@ -162,7 +234,9 @@ enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io)
 			st = MLFI_TEMPFAIL;
 		}
 	}
-	log_message(c, decision, m->hold && strcmp(decision, "hold") == 0 ? m->hold : NULL);
+	log_message(c, decision, m->hold && strcmp(decision, "hold") == 0 ? m->hold : NULL,
+		    kv_str(&kv));
+	kv_free(&kv);
 	msg_free(c->msg);
 	c->msg = NULL;
 	return st;

@@ -44,9 +44,20 @@ static int io_quarantine(void *h, const char *reason)
 	return smfi_quarantine(h, (char *)reason) == MI_SUCCESS ? 0 : -1;
 }
 
+static int io_insheader(void *h, int index, const char *name, const char *value)
+{
+	return smfi_insheader(h, index, (char *)name, (char *)value) == MI_SUCCESS ? 0 : -1;
+}
+
+static int io_delheader(void *h, const char *name, int index)
+{
+	return smfi_chgheader(h, (char *)name, index, NULL) == MI_SUCCESS ? 0 : -1;
+}
+
 static struct mlfi_io io_for(SMFICTX *ctx)
 {
-	struct mlfi_io io = {ctx, io_getsymval, io_setreply, io_addheader, io_quarantine};
+	struct mlfi_io io = {ctx,	   io_getsymval, io_setreply, io_addheader, io_quarantine,
+			     io_insheader, io_delheader};
 
 	return io;
 }
@@ -79,14 +90,17 @@ static sfsistat mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	/* Actions later stages will use; ask only for those offered. */
 	const unsigned long want_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE |
 					   SMFIF_SETSYMLIST;
-	/* Stages weir does not need yet: the MTA skips them. */
-	const unsigned long skip_steps = SMFIP_NOEOH | SMFIP_NOBODY | SMFIP_NOUNKNOWN |
-					 SMFIP_NODATA;
+	/* Stages weir does not need: the MTA skips them. Header values
+	 * with their leading whitespace, so DKIM sees the header as sent. */
+	const unsigned long steps = SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_HDR_LEADSPC;
+	struct conn *old = smfi_getpriv(ctx);
 
 	(void)f2;
 	(void)f3;
 	*pf0 = f0 & want_actions;
-	*pf1 = f1 & skip_steps;
+	*pf1 = f1 & steps;
+	session_close(old);
+	smfi_setpriv(ctx, session_negotiated((*pf1 & SMFIP_HDR_LEADSPC) != 0));
 	*pf2 = 0;
 	*pf3 = 0;
 	if (f0 & SMFIF_SETSYMLIST) {
@@ -106,7 +120,7 @@ static sfsistat mlfi_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 
 	if (cfg == NULL)
 		return tempfail_no_context(ctx, "connect");
-	c = session_connect(cfg, hostname, hostaddr);
+	c = session_connect_after(smfi_getpriv(ctx), cfg, hostname, hostaddr);
 	config_unref(cfg);
 	if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
 		session_close(c);
@@ -154,6 +168,25 @@ static sfsistat mlfi_header(SMFICTX *ctx, char *name, char *value)
 	return to_sfsistat(session_header(c, name, value));
 }
 
+static sfsistat mlfi_eoh(SMFICTX *ctx)
+{
+	struct conn *c = smfi_getpriv(ctx);
+	struct mlfi_io io = io_for(ctx);
+
+	if (c == NULL)
+		return tempfail_no_context(ctx, "end of headers");
+	return to_sfsistat(session_eoh(c, &io));
+}
+
+static sfsistat mlfi_body(SMFICTX *ctx, unsigned char *data, size_t len)
+{
+	struct conn *c = smfi_getpriv(ctx);
+
+	if (c == NULL)
+		return tempfail_no_context(ctx, "body");
+	return to_sfsistat(session_body(c, data, len));
+}
+
 static sfsistat mlfi_eom(SMFICTX *ctx)
 {
 	struct conn *c = smfi_getpriv(ctx);
@@ -196,6 +229,8 @@ int mlfi_register(void)
 	desc.xxfi_envfrom = mlfi_envfrom;
 	desc.xxfi_envrcpt = mlfi_envrcpt;
 	desc.xxfi_header = mlfi_header;
+	desc.xxfi_eoh = mlfi_eoh;
+	desc.xxfi_body = mlfi_body;
 	desc.xxfi_eom = mlfi_eom;
 	desc.xxfi_abort = mlfi_abort;
 	desc.xxfi_close = mlfi_close;

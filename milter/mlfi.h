@@ -22,6 +22,10 @@ struct mlfi_io {
 	int (*addheader)(void *handle, const char *name, const char *value);
 	/* quarantine - put the message on hold with reason. 0 or -1. */
 	int (*quarantine)(void *handle, const char *reason);
+	/* insheader - insert a header field at index (0 = first). 0 or -1. */
+	int (*insheader)(void *handle, int index, const char *name, const char *value);
+	/* delheader - delete the index'th (1-based) field called name */
+	int (*delheader)(void *handle, const char *name, int index);
 };
 
 /* mlfi_register - register weir-milter's callbacks with libmilter */

@@ -14,6 +14,7 @@
 #include "lib/cidr.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
+#include "milter/dkim.h"
 #include "milter/session.h"
 
 const char session_macros_connect[] = "j {daemon_name}";
@@ -60,6 +61,26 @@ struct conn *session_connect(struct weir_config *cfg, const char *hostname,
 	return c;
 }
 
+struct conn *session_negotiated(bool leadspc)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+
+	c->leadspc = leadspc;
+	return c;
+}
+
+struct conn *session_connect_after(struct conn *negotiated, struct weir_config *cfg,
+				   const char *hostname, const struct sockaddr *hostaddr)
+{
+	struct conn *c = session_connect(cfg, hostname, hostaddr);
+
+	if (negotiated != NULL) {
+		c->leadspc = negotiated->leadspc;
+		session_close(negotiated);
+	}
+	return c;
+}
+
 /* session_helo - HELO/EHLO; the TLS macros are current here */
 enum mlfi_status session_helo(struct conn *c, const struct mlfi_io *io, const char *helo)
 {
@@ -99,6 +120,13 @@ void msg_free(struct msg *m)
 		free(m->from[i]);
 	for (size_t i = 0; i < m->n_sender_hdr && i < MSG_MAX_HEADERS; i++)
 		free(m->sender_hdr[i]);
+	for (size_t i = 0; i < m->nheaders; i++) {
+		free(m->headers[i].name);
+		free(m->headers[i].value);
+	}
+	free(m->headers);
+	free(m->ar_ours);
+	dkim_msg_free(m->dkim);
 	free(m);
 }
 
@@ -108,9 +136,9 @@ void session_abort(struct conn *c, const struct mlfi_io *io)
 	if (c == NULL || c->msg == NULL)
 		return;
 	if (c->msg->n_rcpts == 0 && c->msg->n_refused > 0)
-		log_message(c, "reject", "every recipient was refused");
+		log_message(c, "reject", "every recipient was refused", NULL);
 	else
-		log_message(c, "none", "aborted before end of message");
+		log_message(c, "none", "aborted before end of message", NULL);
 	msg_free(c->msg);
 	c->msg = NULL;
 }
@@ -119,7 +147,8 @@ void session_close(struct conn *c)
 {
 	if (c == NULL)
 		return;
-	log_debug("conn=%lu disconnect messages=%u", c->id, c->n_msgs);
+	if (c->cfg != NULL)
+		log_debug("conn=%lu disconnect messages=%u", c->id, c->n_msgs);
 	msg_free(c->msg);
 	free(c->client_name);
 	free(c->client_addr);

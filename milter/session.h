@@ -38,6 +38,15 @@ enum rule {
 };
 
 #define MSG_MAX_HEADERS 8 /* From/Sender values kept; more are only counted */
+/* Headers kept for DKIM; a message with more (or larger) headers is
+ * neither signed nor verified, and the log says so. */
+#define MSG_MAX_ALL_HEADERS 1000
+#define MSG_MAX_HEADER_BYTES (1024 * 1024)
+
+struct header {
+	char *name;
+	char *value; /* as the MTA passed it (with leading space when leadspc) */
+};
 
 struct msg {
 	char *queue_id;
@@ -52,6 +61,15 @@ struct msg {
 	char *sender_hdr[MSG_MAX_HEADERS];
 	size_t n_sender_hdr;
 	char *hold; /* reason, when a rule's action is hold */
+	bool from_ok; /* the From header passed rule 3 (not merely logged) */
+	struct header *headers; /* every header, in order, for DKIM */
+	size_t nheaders;
+	size_t header_bytes;
+	bool headers_overflow;
+	size_t n_ar; /* Authentication-Results headers seen */
+	size_t *ar_ours; /* their indexes (1-based) that claim our authserv-id */
+	size_t n_ar_ours;
+	struct dkim_msg *dkim;
 };
 
 struct conn {
@@ -63,6 +81,7 @@ struct conn {
 	char *helo;
 	char *cert_subject;
 	char *cert_fingerprint; /* hex, lowercased */
+	bool leadspc; /* the MTA passes header values with their leading space */
 	unsigned n_msgs;
 	struct msg *msg;
 };
@@ -71,10 +90,18 @@ struct conn {
  * NULL (the MTA did not say). Never fails. */
 struct conn *session_connect(struct weir_config *cfg, const char *hostname,
 			     const struct sockaddr *hostaddr);
+/* session_negotiated - a placeholder context holding what negotiation
+ * settled, until connect; session_connect_after takes it over */
+struct conn *session_negotiated(bool leadspc);
+struct conn *session_connect_after(struct conn *negotiated, struct weir_config *cfg,
+				   const char *hostname, const struct sockaddr *hostaddr);
 enum mlfi_status session_helo(struct conn *c, const struct mlfi_io *io, const char *helo);
 enum mlfi_status session_mail(struct conn *c, const struct mlfi_io *io, char **argv);
 enum mlfi_status session_rcpt(struct conn *c, const struct mlfi_io *io, char **argv);
 enum mlfi_status session_header(struct conn *c, const char *name, const char *value);
+/* session_eoh - end of headers: the header rules, then DKIM starts */
+enum mlfi_status session_eoh(struct conn *c, const struct mlfi_io *io);
+enum mlfi_status session_body(struct conn *c, const unsigned char *data, size_t len);
 enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io);
 /* session_abort - the MTA dropped the message (RSET, error, disconnect) */
 void session_abort(struct conn *c, const struct mlfi_io *io);
@@ -94,8 +121,9 @@ const char *identity_who(const struct conn *c);
  * log one decision line, and return what the stage answers */
 enum mlfi_status decide(struct conn *c, const struct mlfi_io *io, enum rule rule,
 			const char *text);
-/* log_message - the per-message line: decision and optional reason */
-void log_message(struct conn *c, const char *decision, const char *reason);
+/* log_message - the per-message line: decision, optional reason, and
+ * extra key=value text (DKIM results) or NULL */
+void log_message(struct conn *c, const char *decision, const char *reason, const char *extra);
 void msg_free(struct msg *m);
 
 /* The macros each stage reads, asked of the MTA with smfi_setsymlist so

@@ -20,6 +20,10 @@ struct fake {
 	const char *macros[8][2];
 	char reply[1024];
 	char held[1024];
+	char added[8][4096]; /* "Name: value" of inserted headers */
+	int nadded;
+	int deleted[8]; /* indexes of deleted Authentication-Results */
+	int ndeleted;
 };
 
 static const char *fake_getsymval(void *h, const char *name)
@@ -45,6 +49,26 @@ static int fake_quarantine(void *h, const char *reason)
 	struct fake *f = h;
 
 	snprintf(f->held, sizeof(f->held), "%s", reason);
+	return 0;
+}
+
+static int fake_insheader(void *h, int index, const char *name, const char *value)
+{
+	struct fake *f = h;
+
+	(void)index;
+	if (f->nadded < 8)
+		snprintf(f->added[f->nadded++], sizeof(f->added[0]), "%s: %s", name, value);
+	return 0;
+}
+
+static int fake_delheader(void *h, const char *name, int index)
+{
+	struct fake *f = h;
+
+	(void)name;
+	if (f->ndeleted < 8)
+		f->deleted[f->ndeleted++] = index;
 	return 0;
 }
 
@@ -119,7 +143,8 @@ static void start(struct run *r, const char *extra, const char *ip, const char *
 		r->f.macros[1][0] = "{auth_authen}";
 		r->f.macros[1][1] = login;
 	}
-	r->io = (struct mlfi_io){&r->f, fake_getsymval, fake_setreply, NULL, fake_quarantine};
+	r->io = (struct mlfi_io){&r->f,		  fake_getsymval, fake_setreply, NULL,
+				 fake_quarantine, fake_insheader, fake_delheader};
 	if (ip && strchr(ip, ':')) {
 		sin6.sin6_family = AF_INET6;
 		inet_pton(AF_INET6, ip, &sin6.sin6_addr);
@@ -153,9 +178,16 @@ static enum mlfi_status rcpt(struct run *r, const char *to)
 
 static enum mlfi_status eom(struct run *r, const char *const *headers)
 {
+	static const unsigned char body[] = "hello\r\n";
+	enum mlfi_status st;
+
 	for (size_t i = 0; headers && headers[i]; i += 2)
 		session_header(r->c, headers[i], headers[i + 1]);
 	r->f.reply[0] = '\0';
+	st = session_eoh(r->c, &r->io);
+	if (st != MLFI_CONTINUE)
+		return st;
+	session_body(r->c, body, sizeof(body) - 1);
 	return session_eom(r->c, &r->io);
 }
 

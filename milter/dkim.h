@@ -1,0 +1,31 @@
+/* dkim - DKIM signing of outgoing mail and verification of mail from
+ * outside (libopendkim), and weir's Authentication-Results header */
+#ifndef WEIR_MILTER_DKIM_H
+#define WEIR_MILTER_DKIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/log.h"
+#include "milter/mlfi.h"
+
+struct conn;
+struct msg;
+struct dkim_msg;
+
+/* dkim_msg_start - at end of headers: decide whether to sign (and with which
+ * keys) or to verify; feed the headers. Never fails the message: DKIM
+ * trouble is logged and the message goes on unsigned. */
+void dkim_msg_start(struct conn *c, struct msg *m);
+/* dkim_msg_body - a body chunk */
+void dkim_msg_body(struct msg *m, const unsigned char *data, size_t len);
+/* dkim_msg_finish - at end of message: add the signatures or the
+ * Authentication-Results header, remove forged ones, check alignment.
+ * Returns MLFI_TEMPFAIL when dkim.alignment says so, else CONTINUE.
+ * Appends key=value pairs for the message's log line to kv. */
+enum mlfi_status dkim_msg_finish(struct conn *c, const struct mlfi_io *io, struct msg *m,
+			     struct kvline *kv);
+/* dkim_msg_free - release a message's DKIM state (any path) */
+void dkim_msg_free(struct dkim_msg *d);
+
+#endif
