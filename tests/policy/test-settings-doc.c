@@ -96,6 +96,16 @@ int main(void)
 		free(want);
 	}
 	test_end();
+	test_begin("contrib/weir.conf checks clean");
+	struct config_errors errs;
+	config_errors_init(&errs);
+	struct weir_config *cfg = config_load(path, CONFIG_FOR_ALL, &errs);
+	for (size_t i = 0; i < errs.list.n; i++)
+		fprintf(stderr, "  %s\n", errs.list.v[i]);
+	test_assert(cfg != NULL);
+	config_unref(cfg);
+	config_errors_free(&errs);
+	test_end();
 	free(example);
 	free(man);
 	free(path);
