@@ -61,11 +61,12 @@ struct conn *session_connect(struct weir_config *cfg, const char *hostname,
 	return c;
 }
 
-struct conn *session_negotiated(bool leadspc)
+struct conn *session_negotiated(bool leadspc, unsigned long noreply)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
 
 	c->leadspc = leadspc;
+	c->noreply = noreply;
 	return c;
 }
 
@@ -76,6 +77,7 @@ struct conn *session_connect_after(struct conn *negotiated, struct weir_config *
 
 	if (negotiated != NULL) {
 		c->leadspc = negotiated->leadspc;
+		c->noreply = negotiated->noreply;
 		session_close(negotiated);
 	}
 	return c;

@@ -82,6 +82,7 @@ struct conn {
 	char *cert_subject;
 	char *cert_fingerprint; /* hex, lowercased */
 	bool leadspc; /* the MTA passes header values with their leading space */
+	unsigned long noreply; /* SMFIP_NR_* stages the MTA expects no reply for */
 	unsigned n_msgs;
 	struct msg *msg;
 };
@@ -92,7 +93,7 @@ struct conn *session_connect(struct weir_config *cfg, const char *hostname,
 			     const struct sockaddr *hostaddr);
 /* session_negotiated - a placeholder context holding what negotiation
  * settled, until connect; session_connect_after takes it over */
-struct conn *session_negotiated(bool leadspc);
+struct conn *session_negotiated(bool leadspc, unsigned long noreply);
 struct conn *session_connect_after(struct conn *negotiated, struct weir_config *cfg,
 				   const char *hostname, const struct sockaddr *hostaddr);
 enum mlfi_status session_helo(struct conn *c, const struct mlfi_io *io, const char *helo);
