@@ -33,7 +33,6 @@ struct pending {
 	bool done;
 	int rcode;
 	bool havedata;
-	bool secure_fail;
 	char **records;
 	size_t nrecords;
 };
@@ -88,6 +87,54 @@ static char *txt_strings(const unsigned char *d, size_t len)
 	return out;
 }
 
+/* skip_name - past a (possibly compressed) name at off in pkt; 0 if the
+ * packet is broken */
+static size_t skip_name(const unsigned char *pkt, size_t len, size_t off)
+{
+	while (off < len) {
+		unsigned char l = pkt[off];
+		if ((l & 0xc0) == 0xc0)
+			return off + 2 <= len ? off + 2 : 0;
+		if (l == 0)
+			return off + 1;
+		off += (size_t)l + 1;
+	}
+	return 0;
+}
+
+/* is_referral - an answer with no records and no SOA in its authority
+ * section: a delegation, not a proof that the name or record is absent
+ * (RFC 2308: NXDOMAIN and NODATA answers carry the zone's SOA) */
+static bool is_referral(const unsigned char *pkt, size_t len)
+{
+	size_t off = 12, qd, an, ns;
+
+	if (pkt == NULL || len < 12)
+		return false;
+	qd = (size_t)(pkt[4] << 8 | pkt[5]);
+	an = (size_t)(pkt[6] << 8 | pkt[7]);
+	ns = (size_t)(pkt[8] << 8 | pkt[9]);
+	for (size_t i = 0; i < qd; i++) {
+		if ((off = skip_name(pkt, len, off)) == 0 || (off += 4) > len)
+			return false;
+	}
+	for (size_t i = 0; i < an + ns; i++) {
+		size_t rdlen;
+		unsigned type;
+
+		if ((off = skip_name(pkt, len, off)) == 0 || off + 10 > len)
+			return false;
+		type = (unsigned)(pkt[off] << 8 | pkt[off + 1]);
+		rdlen = (size_t)(pkt[off + 8] << 8 | pkt[off + 9]);
+		if (i >= an && type == 6 /* SOA */)
+			return false;
+		off += 10 + rdlen;
+		if (off > len)
+			return false;
+	}
+	return ns > 0;
+}
+
 /* answer - libunbound callback, run inside ub_process with lock held */
 static void answer(void *arg, int err, struct ub_result *res)
 {
@@ -103,6 +150,9 @@ static void answer(void *arg, int err, struct ub_result *res)
 		}
 		p->havedata = p->nrecords > 0;
 	}
+	if (err == 0 && res->rcode == 0 && !res->havedata &&
+	    is_referral(res->answer_packet, (size_t)res->answer_len))
+		p->rcode = -1; /* nobody answered for the zone: try again later */
 	if (res != NULL)
 		ub_resolve_free(res);
 }

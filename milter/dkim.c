@@ -263,6 +263,11 @@ static void start_signing(struct conn *c, struct msg *m, struct dkim_msg *d)
 				dkim_free(h);
 			continue;
 		}
+		/* With simple header canonicalization the signature header is
+		 * hashed as libopendkim first writes it, unfolded; it must be
+		 * inserted the same way. */
+		if (canon(0, cfg->dkim.canonicalization) == DKIM_CANON_SIMPLE)
+			dkim_set_margin(h, 0);
 		d->keys[d->nsign] = k;
 		d->sign[d->nsign++] = h;
 	}
@@ -335,6 +340,10 @@ static const char *sig_result(DKIM_SIGINFO *sig)
 		return "policy";
 	if ((flags & DKIM_SIGFLAG_PASSED) && dkim_sig_getbh(sig) == DKIM_SIGBH_MATCH)
 		return "pass";
+	/* A key lookup that failed for a temporary reason leaves no error of
+	 * its own on the signature, only no key. */
+	if (err == DKIM_SIGERROR_UNKNOWN && !(flags & DKIM_SIGFLAG_KEYLOADED))
+		return "temperror";
 	switch (err) {
 	case DKIM_SIGERROR_KEYFAIL:
 		return "temperror";
@@ -403,13 +412,19 @@ static void finish_verify(struct conn *c, const struct mlfi_io *io, struct msg *
 		tmp = xasprintf("%s\n\tdkim=%s %s", ar, res, kv_str(&one));
 		free(ar);
 		ar = tmp;
-		kv_addf(kv, "dkim_verify", "%s:%s", res, (const char *)dkim_sig_getdomain(sigs[i]));
+		kv_add(kv, "dkim_verify", res);
+		add_value(kv, "d", (const char *)dkim_sig_getdomain(sigs[i]));
+		add_value(kv, "s", (const char *)dkim_sig_getselector(sigs[i]));
 		if (strcmp(res, "pass") != 0)
-			log_debug("conn=%lu DKIM signature d=%s s=%s: %s (body hash %s)", c->id,
+			log_debug("conn=%lu DKIM signature d=%s s=%s: %s%s", c->id,
 				  (const char *)dkim_sig_getdomain(sigs[i]),
 				  (const char *)dkim_sig_getselector(sigs[i]),
-				  dkim_sig_geterrorstr(dkim_sig_geterror(sigs[i])),
-				  dkim_sig_getbh(sigs[i]) == DKIM_SIGBH_MATCH ? "matches" : "differs");
+				  dkim_sig_geterrorstr(dkim_sig_geterror(sigs[i]))
+					  ? dkim_sig_geterrorstr(dkim_sig_geterror(sigs[i]))
+					  : "key lookup failed",
+				  dkim_sig_getbh(sigs[i]) == DKIM_SIGBH_MISMATCH
+					  ? " (body hash differs)"
+					  : "");
 		kv_free(&one);
 	}
 	if (nsigs == 0) {
@@ -511,6 +526,8 @@ enum mlfi_status dkim_msg_finish(struct conn *c, const struct mlfi_io *io, struc
 	if (d == NULL)
 		return MLFI_CONTINUE;
 	if (m->identity == ID_OUTSIDE) {
+		kv_add(kv, "dkim", "unsigned");
+		kv_add(kv, "dkim_reason", "identity outside");
 		finish_verify(c, io, m, d, kv);
 		return MLFI_CONTINUE;
 	}
@@ -518,8 +535,8 @@ enum mlfi_status dkim_msg_finish(struct conn *c, const struct mlfi_io *io, struc
 		signed_n = finish_signing(c, io, m, d, selectors, sizeof(selectors));
 	if (signed_n > 0) {
 		kv_add(kv, "dkim", "signed");
-		kv_add(kv, "dkim_d", d->sign_domain);
-		kv_add(kv, "dkim_s", selectors);
+		kv_add(kv, "d", d->sign_domain);
+		kv_add(kv, "s", selectors);
 	} else {
 		kv_add(kv, "dkim", "unsigned");
 		kv_add(kv, "dkim_reason", d->unsigned_reason ? d->unsigned_reason : "signing failed");

@@ -87,14 +87,16 @@ int dkim_key_load(const char *path, enum dkim_alg alg, char **pem_r, char **err_
 		pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
 	BIO_free(bio);
 	if (pk == NULL) {
-		*err_r = xasprintf("not a PEM private key (make one with weirctl keygen)");
+		*err_r = xasprintf("not a PEM private key for %s (make one with weirctl keygen)",
+				   dkim_alg_name(alg));
 	} else if (alg == DKIM_ALG_RSA_SHA256 && EVP_PKEY_base_id(pk) != EVP_PKEY_RSA) {
-		*err_r = xasprintf("not an RSA key, but the algorithm is rsa-sha256");
+		*err_r = xasprintf("not a PEM private key for rsa-sha256: it is not an RSA key");
 	} else if (alg == DKIM_ALG_RSA_SHA256 && EVP_PKEY_get_bits(pk) < 1024) {
 		*err_r = xasprintf("RSA key of %d bits: DKIM needs 1024 or more (2048 advised)",
 				   EVP_PKEY_get_bits(pk));
 	} else if (alg == DKIM_ALG_ED25519_SHA256 && EVP_PKEY_base_id(pk) != EVP_PKEY_ED25519) {
-		*err_r = xasprintf("not an Ed25519 key, but the algorithm is ed25519-sha256");
+		*err_r = xasprintf("not a PEM private key for ed25519-sha256: it is not an Ed25519 "
+				   "key");
 	} else {
 		ok = 1;
 	}

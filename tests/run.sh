@@ -129,7 +129,9 @@ if [ $asan = 1 ]; then
 		# The core integration tests again, with sanitized daemons. A
 		# sanitizer report in a daemon's log fails the test (lib.sh).
 		for t in tests/integration/10-*.sh tests/integration/20-*.sh \
-			 tests/integration/40-*.sh tests/integration/60-*.sh; do
+			 tests/integration/40-*.sh tests/integration/60-*.sh \
+			 tests/integration/130-*.sh tests/integration/210-*.sh \
+			 tests/integration/230-*.sh; do
 			[ -x "$t" ] || continue
 			WEIR_BUILD=$asan_dir run_check "asan/$t" 300 "$t"
 		done

@@ -11,7 +11,7 @@ command -v sqlite3 >/dev/null || it_skip "sqlite3 not installed"
 
 T=$(mktemp -d /tmp/weir-it-senders.XXXXXX) || it_abort "mktemp failed"
 chmod 755 "$T"
-trap 'rm -rf -- "$T"; it_cleanup' EXIT
+trap 'rc=$?; rm -rf -- "$T"; (exit $rc); it_cleanup' EXIT
 cat >"$T/senders.table" <<'TBL'
 # login address[, address ...]
 alice alice@local.weir.test

@@ -512,3 +512,292 @@ it_restart_policy_stack() {
 		it_say "previous stack directory kept: $old"
 	fi
 }
+
+# ---------------------------------------------------------------------------
+# Helpers for the DKIM tests (2NN-*.sh, issue 4). Keys are made at test time
+# in IT_KEYDIR (mode 0600, owned by weir, which weir-milter runs as) and
+# their TXT records collected in $IT_KEYDIR/zone.extra, to be passed to the
+# stack as WEIR_STACK_ZONE_EXTRA: keys are made BEFORE the stack starts
+# (nsd has no remote control here; records are never added to a running
+# stack). The independent verifiers (tests/dkim/verify.py: dkimpy,
+# tests/dkim/verify.pl: Mail::DKIM) fetch the public keys from the stack's
+# nsd on 127.0.0.1:$DNS_PORT.
+DKIM_HOME=$REPO/tests/dkim
+IT_KEYDIR=
+# DKIM_KEYGEN: how keys are made: auto (weirctl keygen when this weirctl
+# has it, else openssl), weirctl, openssl
+DKIM_KEYGEN=${DKIM_KEYGEN:-auto}
+
+# dkim_need_tools: skip unless the verifiers and key tools are installed
+dkim_need_tools() {
+	command -v swaks >/dev/null || it_skip "swaks not installed"
+	command -v openssl >/dev/null || it_skip "openssl not installed"
+	command -v dig >/dev/null || it_skip "dig not installed (dnsutils)"
+	$PY -c 'import dkim, dns.message, nacl' 2>/dev/null ||
+		it_skip "dkimpy for $PY missing: install python3-dkim python3-dnspython python3-nacl"
+	perl -MMail::DKIM::Verifier -MNet::DNS::Resolver -e 1 2>/dev/null ||
+		it_skip "Mail::DKIM missing: install libmail-dkim-perl libnet-dns-perl"
+}
+
+# it_dkim_cleanup: the EXIT trap once IT_KEYDIR exists: removes IT_KEYDIR
+# (kept with the stack directory when the test failed), then it_cleanup
+# with the test's exit status
+it_dkim_cleanup() {
+	local rc=$?
+	if [ -n "$IT_KEYDIR" ] && [ -d "$IT_KEYDIR" ]; then
+		if [ "$rc" = 0 ] && [ "${WEIR_IT_KEEP:-0}" != 1 ] || [ "$rc" = 77 ]; then
+			rm -rf -- "$IT_KEYDIR"
+		else
+			it_say "key directory kept: $IT_KEYDIR"
+		fi
+	fi
+	(exit "$rc")
+	it_cleanup
+}
+
+# dkim_keydir: make IT_KEYDIR (once)
+dkim_keydir() {
+	[ -n "$IT_KEYDIR" ] && return 0
+	IT_KEYDIR=$(mktemp -d /tmp/weir-it-keys.XXXXXX) || it_abort "mktemp failed"
+	chmod 755 "$IT_KEYDIR"
+	: >"$IT_KEYDIR/zone.extra"
+	chmod 644 "$IT_KEYDIR/zone.extra"
+	trap it_dkim_cleanup EXIT
+}
+
+# weirctl_has_keygen: this weirctl knows the keygen command
+weirctl_has_keygen() {
+	local usage
+	[ -x "$WEIRCTL" ] || return 1
+	usage=$("$WEIRCTL" 2>&1) # the usage, with exit status 1
+	grep -qE '^ +keygen( |$)' <<<"$usage"
+}
+
+# dkim_txt_record NAME K P: a zone line for a DKIM key, p= split in strings
+# of at most 250 bytes
+dkim_txt_record() {
+	local name=$1 k=$2 p=$3 line
+	line="$name IN TXT ( \"v=DKIM1; k=$k; p=\""
+	while [ -n "$p" ]; do
+		line="$line \"${p:0:250}\""
+		p=${p:250}
+	done
+	echo "$line )"
+}
+
+# dkim_make_key DOMAIN SELECTOR rsa|ed25519 [BITS]: make a key pair:
+# $IT_KEYDIR/DOMAIN.SELECTOR.pem (0600, owner weir) and its TXT record,
+# appended to $IT_KEYDIR/zone.extra and kept in $IT_KEYDIR/DOMAIN.SELECTOR.txt.
+# Run it in the test's shell, not in $(...): the first call makes IT_KEYDIR. With DKIM_KEYGEN=auto|weirctl the key comes
+# from weirctl keygen, else from openssl (fallback while weirctl has none).
+# DKIM_PUBLISH=0 makes the key but leaves its record out of zone.extra.
+dkim_make_key() {
+	local dom=$1 sel=$2 alg=$3 bits=${4:-2048} f txt p how=$DKIM_KEYGEN
+	dkim_keydir
+	f=$IT_KEYDIR/$dom.$sel.pem
+	txt=$IT_KEYDIR/$dom.$sel.txt
+	rm -f -- "$f" "$txt"
+	if [ "$how" = auto ]; then
+		if weirctl_has_keygen; then how=weirctl; else how=openssl; fi
+	fi
+	if [ "$how" = weirctl ]; then
+		if [ "$alg" = rsa ]; then
+			"$WEIRCTL" keygen --domain "$dom" --selector "$sel" --algorithm rsa --bits "$bits" \
+				--output "$f" >"$txt" 2>"$txt.err"
+		else
+			"$WEIRCTL" keygen --domain "$dom" --selector "$sel" --algorithm "$alg" \
+				--output "$f" >"$txt" 2>"$txt.err"
+		fi || {
+			echo "weirctl keygen failed: $(cat "$txt.err")" >&2
+			return 1
+		}
+	else
+		(
+			umask 077
+			if [ "$alg" = rsa ]; then
+				openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:$bits" -out "$f" 2>"$txt.err"
+			else
+				openssl genpkey -algorithm ed25519 -out "$f" 2>"$txt.err"
+			fi
+		) || { echo "openssl genpkey failed: $(cat "$txt.err")" >&2; return 1; }
+		if [ "$alg" = rsa ]; then
+			p=$(openssl pkey -in "$f" -pubout -outform DER | base64 -w0)
+		else
+			p=$(openssl pkey -in "$f" -pubout -outform DER | tail -c 32 | base64 -w0)
+		fi
+		dkim_txt_record "$sel._domainkey.$dom." "$alg" "$p" >"$txt"
+	fi
+	chmod 600 "$f" && chown weir "$f" || return 1
+	if [ "${DKIM_PUBLISH:-1}" = 1 ]; then
+		cat "$txt" >>"$IT_KEYDIR/zone.extra"
+		echo >>"$IT_KEYDIR/zone.extra"
+	fi
+}
+
+# dkim_keygen_how: which tool dkim_make_key uses now (weirctl or openssl)
+dkim_keygen_how() {
+	if [ "$DKIM_KEYGEN" = auto ]; then
+		if weirctl_has_keygen; then echo weirctl; else echo openssl; fi
+	else
+		echo "$DKIM_KEYGEN"
+	fi
+}
+
+# dns_txt NAME: the TXT strings of NAME from the stack's nsd, joined
+dns_txt() {
+	dig +short +norecurse -p "$DNS_PORT" @127.0.0.1 TXT "$1" 2>/dev/null | sed 's/" "//g; s/^"//; s/"$//'
+}
+
+# verify_py FILE: tests/dkim/verify.py (dkimpy) against the stack's DNS;
+# its lines are printed indented
+verify_py() {
+	local out rc
+	out=$($PY "$DKIM_HOME/verify.py" --dns-port "$DNS_PORT" "$1" 2>&1)
+	rc=$?
+	printf '%s\n' "$out" | sed 's/^/    verify.py: /'
+	return "$rc"
+}
+
+# verify_pl FILE [--allow-unsupported]: tests/dkim/verify.pl (Mail::DKIM)
+verify_pl() {
+	local out rc f=$1
+	shift
+	out=$(perl "$DKIM_HOME/verify.pl" --dns-port "$DNS_PORT" "$@" "$f" 2>&1)
+	rc=$?
+	printf '%s\n' "$out" | sed 's/^/    verify.pl: /'
+	return "$rc"
+}
+
+# verify_py_fails / verify_pl_fails FILE [args]: the verifier says not all
+# pass (exit 1), and no error of its own (exit 2)
+verify_py_fails() {
+	verify_py "$@"
+	[ $? = 1 ]
+}
+verify_pl_fails() {
+	verify_pl "$@"
+	[ $? = 1 ]
+}
+
+# mail_dkim_supports ALG: this Mail::DKIM verifies ALG (Debian 12's
+# 1.20230212 has no ed25519-sha256)
+mail_dkim_supports() {
+	perl "$DKIM_HOME/verify.pl" --supports "$1" 2>/dev/null
+}
+
+# dkim_sigs FILE: tests/dkim/sigs.py lines (one per DKIM-Signature)
+dkim_sigs() {
+	$PY "$DKIM_HOME/sigs.py" "$1" 2>&1
+}
+
+# dkim_sigs_are FILE SPEC...: FILE has exactly one DKIM-Signature per SPEC,
+# in that order (top first); SPEC is "d=D s=S a=A c=C" with any more
+# sigs.py fields (x=-, xt=7200, ...). Every signature
+# also has no l=, a t=, bh= and b=, and h= holds From twice (oversigned).
+dkim_sigs_are() {
+	local f=$1 got n i=0 line spec kv bad=0
+	shift
+	got=$(dkim_sigs "$f")
+	n=$(printf '%s\n' "$got" | grep -c '^sig ')
+	if [ "$n" != $# ]; then
+		echo "    want $# DKIM-Signature header(s), found $n in $f:"
+		printf '%s\n' "$got" | sed 's/^/      /'
+		return 1
+	fi
+	for spec in "$@"; do
+		line=$(printf '%s\n' "$got" | sed -n "$((i + 1))p")
+		for kv in $spec l=- t=yes bh=yes b=yes hfrom=2; do
+			case " $line " in
+			*" $kv "*) ;;
+			*) echo "    signature $i: want $kv, got: $line"; bad=1 ;;
+			esac
+		done
+		i=$((i + 1))
+	done
+	return "$bad"
+}
+
+# dkim_no_sig FILE: FILE has no DKIM-Signature header
+dkim_no_sig() {
+	if grep -qi '^DKIM-Signature:' "$1"; then
+		echo "    unexpected DKIM-Signature in $1:"
+		dkim_sigs "$1" | sed 's/^/      /'
+		return 1
+	fi
+}
+
+# sink_file TOKEN: the first stored message holding TOKEN
+sink_file() {
+	sink_files_with "$1" | head -n 1
+}
+
+# dkim_tamper FILE subject|body|from OUT: a copy of FILE with one change:
+# a letter added to the Subject value, one byte of the body changed, or
+# the From header's address changed
+dkim_tamper() {
+	$PY - "$1" "$2" "$3" <<'PYEOF'
+import re, sys
+raw = open(sys.argv[1], "rb").read()
+head, sep, body = raw.partition(b"\r\n\r\n")
+if sys.argv[2] == "subject":
+    head, n = re.subn(rb"(?mi)^(Subject:[^\r\n]*)", rb"\1X", head, count=1)
+    assert n == 1, "no Subject header"
+elif sys.argv[2] == "from":
+    head, n = re.subn(rb"(?mi)^(From:[^\r\n]*?)@", rb"\1x@", head, count=1)
+    assert n == 1, "no From header"
+else:
+    m = re.search(rb"[A-Za-z]", body)
+    assert m, "no letter in the body"
+    i = m.start()
+    c = body[i:i + 1]
+    body = body[:i] + (b"Q" if c != b"Q" else b"R") + body[i + 1:]
+open(sys.argv[3], "wb").write(head + sep + body)
+PYEOF
+}
+
+# dkim_lines_since ERE: milter log lines since log_mark that hold "dkim"
+# and match ERE
+dkim_lines_since() {
+	log_since | grep -E 'dkim' | grep -E -- "$1"
+}
+
+# dkim_log_has ERE: some milter line since log_mark holds ERE; else the
+# dkim lines since the mark are printed
+dkim_log_has() {
+	if log_since | grep -qE -- "$1"; then
+		return 0
+	fi
+	echo "    no milter log line since the mark matches /$1/; dkim lines since the mark:"
+	log_since | grep -iE 'dkim' | sed 's/^/      /' | tail -n 6
+	return 1
+}
+
+# dkim_log_lacks ERE: no milter line since log_mark holds ERE
+dkim_log_lacks() {
+	if log_since | grep -qE -- "$1"; then
+		echo "    unexpected milter log line(s) matching /$1/:"
+		log_since | grep -E -- "$1" | sed 's/^/      /' | tail -n 4
+		return 1
+	fi
+}
+
+# ar_headers FILE: the Authentication-Results headers of FILE, one per
+# line (unfolded, CR removed)
+ar_headers() {
+	$PY - "$1" <<'PYEOF'
+import email.parser, email.policy, re, sys
+raw = open(sys.argv[1], "rb").read()
+lines = raw.split(b"\n")
+while lines and lines[0].startswith(b"X-Sink-"):
+    lines.pop(0)
+msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(b"\n".join(lines))
+for v in msg.get_all("Authentication-Results") or []:
+    print(re.sub(r"\s+", " ", str(v)).strip())
+PYEOF
+}
+
+# log_has_since ERE [FILE]: a line added to FILE (default the milter log)
+# after log_mark matches ERE
+log_has_since() {
+	log_since "${2:-$MILTER_LOG}" | grep -qE -- "$1"
+}

@@ -83,10 +83,10 @@ int main(void)
 	test_end();
 
 	test_begin("wrong type, too small, garbage, missing");
-	test_assert(loads(rsa, DKIM_ALG_ED25519_SHA256, "not an Ed25519 key"));
-	test_assert(loads(ed, DKIM_ALG_RSA_SHA256, "not an RSA key"));
+	test_assert(loads(rsa, DKIM_ALG_ED25519_SHA256, "not a PEM private key for ed25519-sha256: it is not an Ed25519 key"));
+	test_assert(loads(ed, DKIM_ALG_RSA_SHA256, "not a PEM private key for rsa-sha256: it is not an RSA key"));
 	test_assert(loads(small, DKIM_ALG_RSA_SHA256, "RSA key of 512 bits"));
-	test_assert(loads(junk, DKIM_ALG_RSA_SHA256, "not a PEM private key"));
+	test_assert(loads(junk, DKIM_ALG_RSA_SHA256, "not a PEM private key for rsa-sha256"));
 	test_assert(loads("/nonexistent/key.pem", DKIM_ALG_RSA_SHA256, "cannot read key"));
 	test_assert(loads(dir, DKIM_ALG_RSA_SHA256, "not a regular file"));
 	test_end();

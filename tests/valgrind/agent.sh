@@ -9,7 +9,7 @@ it_begin "weir-agent under valgrind"
 command -v valgrind >/dev/null || it_skip "valgrind not installed"
 it_need_binaries agent
 vglog=$(mktemp /tmp/weir-vg-agent.XXXXXX)
-trap 'rm -f "$vglog"; it_cleanup' EXIT
+trap 'rc=$?; rm -f "$vglog"; (exit $rc); it_cleanup' EXIT
 it_start_stack WEIR_STACK_TIMEOUT=60 \
 	"WEIR_STACK_AGENT_WRAPPER=valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --log-file=$vglog"
 
