@@ -197,7 +197,12 @@ struct dns_wait *dns_wait_new(const char *servers, long timeout_secs, const char
 		return NULL;
 	}
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->answered, NULL);
+	/* A monotonic clock: a clock step never stretches a time bound. */
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->answered, &attr);
+	pthread_condattr_destroy(&attr);
 	if (pthread_create(&w->thread, NULL, process_loop, w) != 0) {
 		*err_r = "cannot start the DNS thread";
 		ub_ctx_delete(w->ctx);
@@ -231,7 +236,7 @@ enum dns_wait_result dns_wait_txt(struct dns_wait *w, const char *name, char ***
 
 	*records_r = NULL;
 	*n_r = 0;
-	clock_gettime(CLOCK_REALTIME, &deadline);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += w->timeout;
 	pthread_mutex_lock(&w->lock);
 	if (ub_resolve_async(w->ctx, name, 16 /* TXT */, 1 /* IN */, &p, answer, &id) != 0) {
@@ -245,14 +250,17 @@ enum dns_wait_result dns_wait_txt(struct dns_wait *w, const char *name, char ***
 		r = DNS_WAIT_TIMEOUT;
 	} else if (p.rcode == 0 && p.havedata) {
 		r = DNS_WAIT_OK;
+		*records_r = p.records;
+		*n_r = p.nrecords;
+		p.records = NULL;
+		p.nrecords = 0;
 	} else if (p.rcode == 3 || p.rcode == 0) {
 		r = DNS_WAIT_NONE; /* NXDOMAIN, or no TXT record */
 	} else {
 		r = DNS_WAIT_TEMPFAIL; /* SERVFAIL, REFUSED, resolver error */
 	}
 	pthread_mutex_unlock(&w->lock);
-	*records_r = p.records;
-	*n_r = p.nrecords;
+	dns_records_free(p.records, p.nrecords);
 	return r;
 }
 

@@ -49,6 +49,7 @@ struct dkim_msg {
 	char *sign_domain;
 	DKIM *verify;
 	bool verify_nosig;
+	const char *unverified_reason; /* outside mail not verified: why */
 	char *from_domain;
 	const char *unsigned_reason;
 };
@@ -91,10 +92,10 @@ static DKIM_CBSTAT key_lookup(DKIM *dkim, DKIM_SIGINFO *sig, u_char *buf, size_t
 	name = xasprintf("%s._domainkey.%s", sel, dom);
 	r = dns_wait_txt(st->dns, name, &recs, &n);
 	free(name);
-	if (r == DNS_WAIT_NONE)
-		return DKIM_CBSTAT_NOTFOUND;
-	if (r != DNS_WAIT_OK)
-		return DKIM_CBSTAT_TRYAGAIN;
+	if (r != DNS_WAIT_OK) {
+		dns_records_free(recs, n);
+		return r == DNS_WAIT_NONE ? DKIM_CBSTAT_NOTFOUND : DKIM_CBSTAT_TRYAGAIN;
+	}
 	snprintf((char *)buf, buflen, "%s", recs[0]);
 	dns_records_free(recs, n);
 	return DKIM_CBSTAT_CONTINUE;
@@ -287,6 +288,7 @@ static void start_verifying(struct conn *c, struct msg *m, struct dkim_msg *d)
 	if (h == NULL) {
 		log_error("conn=%lu DKIM: cannot start verification: %s", c->id,
 			  dkim_getresultstr(s));
+		d->unverified_reason = "verification could not start";
 		return;
 	}
 	dkim_set_user_context(h, d->st);
@@ -303,11 +305,11 @@ void dkim_msg_start(struct conn *c, struct msg *m)
 	m->dkim = d;
 	d->st = state_of(c->cfg);
 	if (d->st->lib == NULL) {
-		d->unsigned_reason = "DKIM library unavailable";
+		d->unsigned_reason = d->unverified_reason = "DKIM library unavailable";
 		return;
 	}
 	if (m->headers_overflow) {
-		d->unsigned_reason = "too many or too large headers";
+		d->unsigned_reason = d->unverified_reason = "too many or too large headers";
 		return;
 	}
 	if (m->identity == ID_OUTSIDE) {
@@ -382,9 +384,7 @@ static void finish_verify(struct conn *c, const struct mlfi_io *io, struct msg *
 	int nsigs = 0;
 	char *ar = NULL, *tmp;
 
-	if (d->verify == NULL)
-		return;
-	if (!d->verify_nosig) {
+	if (!d->verify_nosig && d->verify != NULL) {
 		dkim_eom(d->verify, NULL);
 		if (dkim_getsiglist(d->verify, &sigs, &nsigs) != DKIM_STAT_OK)
 			nsigs = 0;
@@ -427,7 +427,13 @@ static void finish_verify(struct conn *c, const struct mlfi_io *io, struct msg *
 					  : "");
 		kv_free(&one);
 	}
-	if (nsigs == 0) {
+	if (nsigs == 0 && d->verify == NULL) {
+		tmp = xasprintf("%s dkim=none (not verified: %s)", ar,
+				d->unverified_reason ? d->unverified_reason : "off");
+		free(ar);
+		ar = tmp;
+		kv_add(kv, "dkim_verify", "skipped");
+	} else if (nsigs == 0) {
 		tmp = xasprintf("%s dkim=none", ar);
 		free(ar);
 		ar = tmp;
@@ -440,7 +446,8 @@ static void finish_verify(struct conn *c, const struct mlfi_io *io, struct msg *
 				    c->id);
 	if (m->n_ar_ours > 0)
 		kv_addf(kv, "ar_removed", "%zu", m->n_ar_ours);
-	if (io->insheader(io->handle, 0, "Authentication-Results", ar) < 0)
+	if (c->cfg->dkim.verify &&
+	    io->insheader(io->handle, 0, "Authentication-Results", ar) < 0)
 		log_warning("conn=%lu could not add Authentication-Results", c->id);
 	free(ar);
 }
@@ -462,6 +469,7 @@ static size_t finish_signing(struct conn *c, const struct mlfi_io *io, struct ms
 			     struct dkim_msg *d, char *selectors, size_t size)
 {
 	char *values[MAX_SIGN_KEYS] = {0};
+	bool ok[MAX_SIGN_KEYS] = {0};
 	size_t done = 0, used = 0;
 
 	for (size_t i = 0; i < d->nsign; i++) {
@@ -491,15 +499,18 @@ static size_t finish_signing(struct conn *c, const struct mlfi_io *io, struct ms
 		v = xasprintf("%s%s", c->leadspc ? " " : "", values[i - 1]);
 		free(values[i - 1]);
 		values[i - 1] = v;
-		if (io->insheader(io->handle, 0, "DKIM-Signature", values[i - 1]) == 0)
+		if (io->insheader(io->handle, 0, "DKIM-Signature", values[i - 1]) == 0) {
 			done++;
+			ok[i - 1] = true;
+		}
 		else
 			log_warning("conn=%lu could not add a DKIM-Signature", c->id);
 		free(values[i - 1]);
 	}
-	for (size_t i = 0; i < d->nsign; i++)
-		used += (size_t)snprintf(selectors + used, used < size ? size - used : 0, "%s%s",
-					 i ? "," : "", d->keys[i]->selector);
+	for (size_t i = 0; i < d->nsign && used < size; i++)
+		if (ok[i])
+			used += (size_t)snprintf(selectors + used, size - used, "%s%s",
+						 used ? "," : "", d->keys[i]->selector);
 	return done;
 }
 
@@ -549,6 +560,8 @@ enum mlfi_status dkim_msg_finish(struct conn *c, const struct mlfi_io *io, struc
 			    "%s",
 			    m->queue_id ? m->queue_id : "NOQUEUE", c->id,
 			    d->from_domain ? d->from_domain : "(none)");
+	} else if (c->cfg->dkim.alignment == 2 && c->cfg->policy.dry_run) {
+		kv_add(kv, "dkim_alignment_action", "would tempfail (dry_run)");
 	} else if (c->cfg->dkim.alignment == 2) {
 		char text[400];
 		snprintf(text, sizeof(text),

@@ -64,7 +64,9 @@ static enum mlfi_status check_sender(struct conn *c, const struct mlfi_io *io,
 			 m->login, m->sender);
 		return decide(c, io, RULE_ENVELOPE_SENDER, text);
 	}
-	if (m->identity == ID_OUTSIDE && parsed && a->domain != NULL && a->tricks == 0 &&
+	/* a->domain is where the address finally leads, source route or not
+	 * (the MTA itself drops a source route and delivers to it) */
+	if (m->identity == ID_OUTSIDE && parsed && a->domain != NULL &&
 	    is_local_domain(c->cfg, a->domain)) {
 		snprintf(text, sizeof(text),
 			 "<%.300s> is a local address: authenticate with SMTP AUTH to send as it",

@@ -196,33 +196,37 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level((enum log_level)cfg->log_level);
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (!foreground) {
 		log_open("weir-milter", false, cfg->log_facility);
 		if (daemon_detach() < 0)
 			log_fatal("cannot detach: %s", strerror(errno));
 	}
-	write_pid_file(cfg);
-	open_socket(cfg);
-	become_user(cfg);
-	config_set_current(cfg);
-
-	/* Block SIGUSR1 in every thread libmilter will start; one thread of
-	 * ours takes it with sigwait. SIGHUP, SIGTERM and SIGINT are
-	 * blocked too, so that only libmilter's own signal thread (which
-	 * sigwaits for them) ever receives them. */
+	/* Block SIGUSR1 in every thread libmilter will start (and until
+	 * our signal thread waits for it: a reload signal during start-up is
+	 * then taken late, not fatal); one thread of ours takes it with
+	 * sigwait. SIGHUP, SIGTERM and SIGINT are blocked too, so that only
+	 * libmilter's own signal thread (which sigwaits for them) receives
+	 * them. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	write_pid_file(cfg);
+	open_socket(cfg);
+	become_user(cfg);
+	log_info("starting socket=%s user=%s config=%s", cfg->milter.socket,
+		 geteuid() == 0 ? "root" : cfg->user, config_path);
+	config_set_current(cfg); /* the reference is the running one's now */
+
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	if (pthread_create(&sigthread, NULL, signal_thread, &set) != 0)
 		log_fatal("cannot start the signal thread");
-
-	log_info("starting socket=%s user=%s config=%s", cfg->milter.socket,
-		 geteuid() == 0 ? "root" : cfg->user, config_path);
 	daemon_ready();
 	rc = smfi_main();
 	log_info("stopping");

@@ -32,13 +32,34 @@ static void keep(char **v, size_t *n, const char *value)
  * authserv-id (RFC 8601 2.2: CFWS, then the id, then ';' or CFWS)? */
 static bool claims_our_id(const char *value, const char *ours)
 {
-	size_t n = strlen(ours);
+	char id[256];
+	size_t n = 0;
+	int depth = 0;
 
-	while (*value == ' ' || *value == '\t' || *value == '\r' || *value == '\n')
-		value++;
-	return strncasecmp(value, ours, n) == 0 &&
-	       (value[n] == ';' || value[n] == ' ' || value[n] == '\t' || value[n] == '(' ||
-		value[n] == '\r' || value[n] == '\n' || value[n] == '\0');
+	/* CFWS: white space and (nested) comments */
+	for (; *value; value++) {
+		if (*value == '(')
+			depth++;
+		else if (*value == ')' && depth > 0)
+			depth--;
+		else if (depth == 0 && !strchr(" \t\r\n", *value))
+			break;
+	}
+	/* the id: a token or a quoted-string (RFC 8601 2.2: value) */
+	if (*value == '"') {
+		for (value++; *value && *value != '"' && n < sizeof(id) - 1; value++) {
+			if (*value == '\\' && value[1])
+				value++;
+			id[n++] = *value;
+		}
+	} else {
+		for (; *value && !strchr(" \t\r\n;(", *value) && n < sizeof(id) - 1; value++)
+			id[n++] = *value;
+	}
+	id[n] = '\0';
+	if (n > 0 && id[n - 1] == '.') /* a trailing dot names the same host */
+		id[--n] = '\0';
+	return strcasecmp(id, ours) == 0;
 }
 
 /* keep_header - every header, in order, for DKIM (bounded) */
@@ -71,7 +92,8 @@ enum mlfi_status session_header(struct conn *c, const char *name, const char *va
 		keep(m->sender_hdr, &m->n_sender_hdr, value);
 	} else if (strcasecmp(name, "Authentication-Results") == 0) {
 		m->n_ar++;
-		if (claims_our_id(value, c->cfg->dkim.authserv_id)) {
+		if (m->n_ar_ours < MSG_MAX_ALL_HEADERS &&
+		    claims_our_id(value, c->cfg->dkim.authserv_id)) {
 			m->ar_ours = xrealloc(m->ar_ours, (m->n_ar_ours + 1) * sizeof(*m->ar_ours));
 			m->ar_ours[m->n_ar_ours++] = m->n_ar;
 		}
@@ -135,19 +157,56 @@ static enum mlfi_status check_one_header(struct conn *c, const struct mlfi_io *i
 	return st;
 }
 
-/* check_spoofing - an outside client's From in one of our domains */
+/* raw_names_local - does the raw text of a From value hold "@D" for a
+ * local domain D (a label boundary after it)? For values the parser
+ * cannot read: those must not slip past the spoofing rule. */
+static bool raw_names_local(const struct weir_config *cfg, const char *v)
+{
+	for (const char *at = strchr(v, '@'); at; at = strchr(at + 1, '@')) {
+		char dom[256];
+		size_t n = 0;
+
+		for (const char *p = at + 1; *p && n < sizeof(dom) - 1; p++) {
+			char ch = *p;
+			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			      (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_'))
+				break;
+			dom[n++] = ch;
+		}
+		while (n > 0 && dom[n - 1] == '.')
+			n--;
+		dom[n] = '\0';
+		if (n > 0 && domain_in_list(dom, cfg->local, cfg->nlocal))
+			return true;
+	}
+	return false;
+}
+
+/* check_spoofing - an outside client's From in one of our domains. Every
+ * From header counts (all are kept in m->headers); one the parser cannot
+ * read is scanned raw, and a message whose headers were too many to keep
+ * cannot be cleared at all. */
 static enum mlfi_status check_spoofing(struct conn *c, const struct mlfi_io *io)
 {
 	struct msg *m = c->msg;
 	enum mlfi_status st = MLFI_CONTINUE;
+	char text[600];
 
-	for (size_t i = 0; i < m->n_from && i < MSG_MAX_HEADERS && st == MLFI_CONTINUE; i++) {
+	for (size_t i = 0; i < m->nheaders && st == MLFI_CONTINUE; i++) {
 		struct mailbox_list l = {0};
-		const char *err;
-		char text[600];
+		const char *err, *v = m->headers[i].value;
 
-		if (m->from[i][0] == '\x01' || mailbox_list_parse(m->from[i], &l, &err) < 0)
+		if (strcasecmp(m->headers[i].name, "From") != 0)
 			continue;
+		if (mailbox_list_parse(v, &l, &err) < 0) {
+			if (raw_names_local(c->cfg, v)) {
+				snprintf(text, sizeof(text),
+					 "the From header names a local domain: authenticate with "
+					 "SMTP AUTH to send as it");
+				st = decide(c, io, RULE_SPOOFING, text);
+			}
+			continue;
+		}
 		for (size_t j = 0; j < l.n && st == MLFI_CONTINUE; j++) {
 			if (!domain_in_list(l.v[j].domain, c->cfg->local, c->cfg->nlocal))
 				continue;
@@ -158,6 +217,9 @@ static enum mlfi_status check_spoofing(struct conn *c, const struct mlfi_io *io)
 		}
 		mailbox_list_free(&l);
 	}
+	if (st == MLFI_CONTINUE && m->headers_overflow)
+		st = decide(c, io, RULE_SPOOFING,
+			    "too many or too large headers to check the From header");
 	return st;
 }
 

@@ -137,7 +137,7 @@ static sfsistat mlfi_helo(SMFICTX *ctx, char *helo)
 	struct conn *c = smfi_getpriv(ctx);
 	struct mlfi_io io = io_for(ctx);
 
-	if (c == NULL)
+	if (c == NULL || c->cfg == NULL)
 		return tempfail_no_context(ctx, "helo");
 	session_helo(c, &io, helo);
 	return c->noreply & SMFIP_NR_HELO ? SMFIS_NOREPLY : SMFIS_CONTINUE;
@@ -148,7 +148,7 @@ static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
 	struct conn *c = smfi_getpriv(ctx);
 	struct mlfi_io io = io_for(ctx);
 
-	if (c == NULL)
+	if (c == NULL || c->cfg == NULL)
 		return tempfail_no_context(ctx, "mail");
 	return to_sfsistat(session_mail(c, &io, argv));
 }
@@ -158,7 +158,7 @@ static sfsistat mlfi_envrcpt(SMFICTX *ctx, char **argv)
 	struct conn *c = smfi_getpriv(ctx);
 	struct mlfi_io io = io_for(ctx);
 
-	if (c == NULL)
+	if (c == NULL || c->cfg == NULL)
 		return tempfail_no_context(ctx, "rcpt");
 	return to_sfsistat(session_rcpt(c, &io, argv));
 }
@@ -167,7 +167,7 @@ static sfsistat mlfi_header(SMFICTX *ctx, char *name, char *value)
 {
 	struct conn *c = smfi_getpriv(ctx);
 
-	if (c == NULL)
+	if (c == NULL || c->cfg == NULL)
 		return tempfail_no_context(ctx, "header");
 	session_header(c, name, value);
 	return c->noreply & SMFIP_NR_HDR ? SMFIS_NOREPLY : SMFIS_CONTINUE;
@@ -178,7 +178,7 @@ static sfsistat mlfi_eoh(SMFICTX *ctx)
 	struct conn *c = smfi_getpriv(ctx);
 	struct mlfi_io io = io_for(ctx);
 
-	if (c == NULL)
+	if (c == NULL || c->cfg == NULL)
 		return tempfail_no_context(ctx, "end of headers");
 	return to_sfsistat(session_eoh(c, &io));
 }
@@ -187,7 +187,7 @@ static sfsistat mlfi_body(SMFICTX *ctx, unsigned char *data, size_t len)
 {
 	struct conn *c = smfi_getpriv(ctx);
 
-	if (c == NULL)
+	if (c == NULL || c->cfg == NULL)
 		return tempfail_no_context(ctx, "body");
 	session_body(c, data, len);
 	return c->noreply & SMFIP_NR_BODY ? SMFIS_NOREPLY : SMFIS_CONTINUE;
@@ -198,7 +198,7 @@ static sfsistat mlfi_eom(SMFICTX *ctx)
 	struct conn *c = smfi_getpriv(ctx);
 	struct mlfi_io io = io_for(ctx);
 
-	if (c == NULL)
+	if (c == NULL || c->cfg == NULL)
 		return tempfail_no_context(ctx, "end of message");
 	return to_sfsistat(session_eom(c, &io));
 }
@@ -208,7 +208,7 @@ static sfsistat mlfi_abort(SMFICTX *ctx)
 	struct conn *c = smfi_getpriv(ctx);
 	struct mlfi_io io = io_for(ctx);
 
-	if (c != NULL)
+	if (c != NULL && c->cfg != NULL)
 		session_abort(c, &io);
 	return SMFIS_CONTINUE;
 }

@@ -18,8 +18,8 @@
 #include "milter/session.h"
 
 const char session_macros_connect[] = "j {daemon_name}";
-const char session_macros_helo[] =
-	"{tls_version} {cipher} {cert_subject} {cert_issuer} {cert_fingerprint} {cert_md5}";
+const char session_macros_helo[] = "{tls_version} {cipher} {cert_subject} {cert_issuer} "
+				   "{cert_fingerprint} {cert_md5} {verify}";
 const char session_macros_envfrom[] = "i {auth_type} {auth_authen} {auth_ssf}";
 const char session_macros_envrcpt[] = "{rcpt_addr}";
 const char session_macros_eom[] = "i";
@@ -88,9 +88,15 @@ enum mlfi_status session_helo(struct conn *c, const struct mlfi_io *io, const ch
 {
 	const char *subject = io->getsymval(io->handle, "{cert_subject}");
 	const char *fp = io->getsymval(io->handle, "{cert_fingerprint}");
+	const char *verify = io->getsymval(io->handle, "{verify}");
 
 	if (fp == NULL || fp[0] == '\0')
 		fp = io->getsymval(io->handle, "{cert_md5}");
+	/* Sendmail passes the certificate's subject whether or not it was
+	 * verified, and says which in {verify}; Postfix passes it only for a
+	 * verified certificate, and no {verify}. */
+	if (verify != NULL && verify[0] != '\0' && strcmp(verify, "OK") != 0)
+		subject = fp = NULL;
 	free(c->helo);
 	free(c->cert_subject);
 	free(c->cert_fingerprint);

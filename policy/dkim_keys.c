@@ -35,7 +35,7 @@ static char *read_key_file(const char *path, char **err_r)
 	struct stat st;
 	char *buf;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
 	if (fd < 0) {
 		*err_r = xasprintf("cannot read key: %s%s", strerror(errno),

@@ -12,7 +12,11 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "lib/cidr.h"
+#include "lib/daemon.h"
 #include "lib/endpoint.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
@@ -481,6 +485,29 @@ static void compile_senders(struct weir_config *cfg, struct config_errors *errs)
 	cfg->sender_map = m;
 }
 
+/* check_key_owners - the daemons re-read the keys on reload as `user`:
+ * a key only root can read would load at start and fail every reload.
+ * Checked where it can be (running as root, the user exists). */
+static void check_key_owners(struct weir_config *cfg, struct config_errors *errs)
+{
+	uid_t uid;
+	gid_t gid;
+	struct stat st;
+
+	if (geteuid() != 0 || daemon_lookup_user(cfg->user, &uid, &gid) < 0)
+		return;
+	for (size_t i = 0; i < cfg->dkim.ndomains; i++) {
+		for (size_t j = 0; j < cfg->dkim.domains[i].nkeys; j++) {
+			const char *f = cfg->dkim.domains[i].keys[j].file;
+			if (stat(f, &st) == 0 && st.st_uid != uid)
+				config_errors_add(errs, f, 0,
+						  "key file must belong to %s, the user weir runs "
+						  "as (it is re-read on reload); run: chown %s %s",
+						  cfg->user, cfg->user, f);
+		}
+	}
+}
+
 void settings_compile(struct weir_config *cfg, struct config_errors *errs)
 {
 	const char *err;
@@ -505,6 +532,7 @@ void settings_compile(struct weir_config *cfg, struct config_errors *errs)
 									 : IDENTITY_OUTSIDE;
 	}
 	compile_senders(cfg, errs);
+	check_key_owners(cfg, errs);
 	if (cfg->dkim.fallback_domain[0] != '\0' &&
 	    dkim_domain_find(cfg->dkim.domains, cfg->dkim.ndomains, cfg->dkim.fallback_domain) ==
 		    NULL)

@@ -121,7 +121,7 @@ if [ $asan = 1 ]; then
 		LDFLAGS="$san") >"$results/asan-configure.log" 2>&1 &&
 	   make -C "$asan_dir" -j2 >"$results/asan-build.log" 2>&1; then
 		record asan/build 0
-		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0
 		export LSAN_OPTIONS=suppressions=$top/tests/lsan.supp
 		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 		make -C "$asan_dir" -j2 check >"$results/asan-check.log" 2>&1

@@ -451,6 +451,89 @@ static void test_certificate(void)
 	test_end();
 }
 
+static void test_review_findings(void)
+{
+	struct run r;
+	const char *many[20];
+
+	test_begin("spoofing: unparseable or ninth From naming a local domain, source routes");
+	start(&r, "", "198.51.100.7", NULL);
+	mail(&r, "<x@outside.example>");
+	rcpt(&r, "<bob@example.com>");
+	test_assert(eom(&r, (const char *const[]){"From", " CEO <ceo@example.com> (unclosed",
+						  NULL}) == MLFI_REJECT);
+	session_close(r.c);
+	start(&r, "", "198.51.100.7", NULL);
+	mail(&r, "<x@outside.example>");
+	rcpt(&r, "<bob@example.com>");
+	for (int i = 0; i < 18; i += 2) {
+		many[i] = "From";
+		many[i + 1] = i < 16 ? " a@outside.example" : " ceo@example.com";
+	}
+	many[18] = NULL;
+	test_assert(eom(&r, many) == MLFI_REJECT);
+	session_close(r.c);
+	start(&r, "", "198.51.100.7", NULL);
+	test_assert(mail(&r, "<@hop.example:ceo@example.com>") == MLFI_REJECT);
+	session_close(r.c);
+	test_end();
+
+	test_begin("forged Authentication-Results removed in every spelling, verified or not");
+	static const char *const forged[] = {
+		"Authentication-Results", " relay.test; dkim=pass",
+		"Authentication-Results", " \"relay.test\"; dkim=pass",
+		"Authentication-Results", " (comment (nested)) RELAY.TEST.; dkim=pass",
+		"Authentication-Results", " other.example; dkim=pass",
+		"From", " x@outside.example",
+		NULL};
+	start(&r, "dkim = { authserv_id = \"relay.test\"; };", "198.51.100.7", NULL);
+	mail(&r, "<x@outside.example>");
+	rcpt(&r, "<bob@example.com>");
+	test_assert(eom(&r, forged) == MLFI_CONTINUE);
+	test_assert(r.f.ndeleted == 3 && r.f.deleted[0] == 3 && r.f.deleted[1] == 2 &&
+		    r.f.deleted[2] == 1);
+	test_assert(r.f.nadded == 1 && strstr(r.f.added[0], "relay.test; dkim=none") != NULL);
+	session_close(r.c);
+	start(&r, "dkim = { authserv_id = \"relay.test\"; verify = false; };", "198.51.100.7",
+	      NULL);
+	mail(&r, "<x@outside.example>");
+	rcpt(&r, "<bob@example.com>");
+	test_assert(eom(&r, forged) == MLFI_CONTINUE);
+	test_assert(r.f.ndeleted == 3 && r.f.nadded == 0);
+	session_close(r.c);
+	test_end();
+
+	test_begin("dry_run covers the DKIM alignment tempfail");
+	start(&r, "policy = { dry_run = true; }; dkim = { alignment = \"tempfail\"; };",
+	      "192.0.2.1", NULL);
+	mail(&r, "<x@elsewhere.example>");
+	rcpt(&r, "<bob@other.example>");
+	test_assert(eom(&r, (const char *const[]){"From", " x@elsewhere.example", NULL}) ==
+		    MLFI_CONTINUE);
+	test_assert(logged("dkim_alignment=fail"));
+	session_close(r.c);
+	start(&r, "dkim = { alignment = \"tempfail\"; };", "192.0.2.1", NULL);
+	mail(&r, "<x@elsewhere.example>");
+	rcpt(&r, "<bob@other.example>");
+	test_assert(eom(&r, (const char *const[]){"From", " x@elsewhere.example", NULL}) ==
+		    MLFI_TEMPFAIL);
+	session_close(r.c);
+	test_end();
+
+	test_begin("an unverified certificate ({verify} not OK) identifies nobody");
+	start(&r, "senders = { " SENDER_MAP "certificates = ({ subject = \"CN=app\"; login = \"app\"; }); };",
+	      "198.51.100.7", NULL);
+	r.f.macros[1][0] = "{cert_subject}";
+	r.f.macros[1][1] = "CN=app";
+	r.f.macros[2][0] = "{verify}";
+	r.f.macros[2][1] = "FAIL";
+	session_helo(r.c, &r.io, "app.example");
+	test_assert(mail(&r, "<x@outside.example>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<x@other.example>") == MLFI_REJECT); /* outside: no relay */
+	session_close(r.c);
+	test_end();
+}
+
 static void test_message_line(void)
 {
 	struct run r;
@@ -483,6 +566,7 @@ int main(void)
 	test_headers();
 	test_actions();
 	test_certificate();
+	test_review_findings();
 	test_message_line();
 	return test_exit_status();
 }

@@ -11,7 +11,7 @@ it_need_binaries agent
 vglog=$(mktemp /tmp/weir-vg-agent.XXXXXX)
 trap 'rc=$?; rm -f "$vglog"; (exit $rc); it_cleanup' EXIT
 it_start_stack WEIR_STACK_TIMEOUT=60 \
-	"WEIR_STACK_AGENT_WRAPPER=valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --log-file=$vglog"
+	"WEIR_STACK_AGENT_WRAPPER=valgrind --suppressions=$IT_HOME/../valgrind/weir.supp --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --log-file=$vglog"
 
 client() { # SCENARIO PORT MODE
 	$PY "$IT_HOME/agent_client.py" "$1" "$2" "$SINK_DIR" "$(token)" "$3" 2>&1 | sed "s/^/[$IT_NAME]   /"

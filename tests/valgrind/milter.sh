@@ -22,6 +22,7 @@ milter = { socket = "unix:$sock"; pid_file = ""; socket_mode = "0666"; };
 CONF
 chown weir "$dir"
 valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	--suppressions="$top/tests/valgrind/weir.supp" \
 	--show-leak-kinds=definite,indirect --track-fds=no --log-file="$dir/vg.log" \
 	"$build/milter/weir-milter" -f -c "$dir/weir.conf" 2>"$dir/milter.log" &
 pid=$!
