@@ -100,14 +100,28 @@ int dkim_key_load(const char *path, enum dkim_alg alg, char **pem_r, char **err_
 	} else {
 		ok = 1;
 	}
-	EVP_PKEY_free(pk);
-	if (!ok) {
-		OPENSSL_cleanse(text, strlen(text));
-		free(text);
-		return -1;
+	if (ok) {
+		/* Hand libopendkim the key as OpenSSL writes it: text around
+		 * the PEM block (comments, "Bag Attributes") would make it read
+		 * the key as base64 DER and fail at the first signature. */
+		BIO *out = BIO_new(BIO_s_mem());
+		char *data;
+		long n;
+
+		ok = out != NULL && PEM_write_bio_PrivateKey(out, pk, NULL, NULL, 0, NULL, NULL) == 1 &&
+		     (n = BIO_get_mem_data(out, &data)) > 0;
+		if (ok) {
+			*pem_r = xstrndup(data, (size_t)n);
+			OPENSSL_cleanse(data, (size_t)n);
+		} else {
+			*err_r = xasprintf("cannot re-encode the key");
+		}
+		BIO_free(out);
 	}
-	*pem_r = text;
-	return 0;
+	EVP_PKEY_free(pk);
+	OPENSSL_cleanse(text, strlen(text));
+	free(text);
+	return ok ? 0 : -1;
 }
 
 const struct dkim_domain *dkim_domain_find(const struct dkim_domain *v, size_t n,
