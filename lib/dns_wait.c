@@ -32,9 +32,7 @@ struct dns_wait {
 struct pending {
 	bool done;
 	int rcode;
-	bool havedata;
-	char **records;
-	size_t nrecords;
+	struct dns_wait_answer ans;
 };
 
 int dns_ctx_configure(struct ub_ctx *ctx, const char *servers, const char **err_r)
@@ -135,7 +133,8 @@ static bool is_referral(const unsigned char *pkt, size_t len)
 	return ns > 0;
 }
 
-/* answer - libunbound callback, run inside ub_process with lock held */
+/* answer - libunbound callback, run inside ub_process with lock held.
+ * Copies each record's rdata (uncompressed wire format). */
 static void answer(void *arg, int err, struct ub_result *res)
 {
 	struct pending *p = arg;
@@ -143,12 +142,19 @@ static void answer(void *arg, int err, struct ub_result *res)
 	p->done = true;
 	p->rcode = err != 0 ? -1 : res->rcode;
 	if (err == 0 && res->havedata) {
-		for (size_t i = 0; res->data[i] != NULL; i++) {
-			p->records = xrealloc(p->records, (p->nrecords + 1) * sizeof(*p->records));
-			p->records[p->nrecords++] =
-				txt_strings((unsigned char *)res->data[i], (size_t)res->len[i]);
+		size_t n = 0;
+		while (res->data[n] != NULL)
+			n++;
+		p->ans.rdata = xcalloc(n + 1, sizeof(*p->ans.rdata));
+		p->ans.len = xcalloc(n + 1, sizeof(*p->ans.len));
+		for (size_t i = 0; i < n; i++) {
+			size_t len = res->len[i] > 0 ? (size_t)res->len[i] : 0;
+			p->ans.rdata[i] = xmalloc(len + 1);
+			memcpy(p->ans.rdata[i], res->data[i], len);
+			p->ans.len[i] = len;
 		}
-		p->havedata = p->nrecords > 0;
+		p->ans.n = n;
+		p->ans.ttl = res->ttl > 0 ? (unsigned)res->ttl : 0;
 	}
 	if (err == 0 && res->rcode == 0 && !res->havedata &&
 	    is_referral(res->answer_packet, (size_t)res->answer_len))
@@ -212,6 +218,16 @@ struct dns_wait *dns_wait_new(const char *servers, long timeout_secs, const char
 	return w;
 }
 
+int dns_wait_zone_nodefault(struct dns_wait *w, const char *zone)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->lock);
+	rc = ub_ctx_zone_add(w->ctx, zone, "nodefault");
+	pthread_mutex_unlock(&w->lock);
+	return rc == 0 ? 0 : -1;
+}
+
 void dns_wait_free(struct dns_wait *w)
 {
 	if (w == NULL)
@@ -226,20 +242,19 @@ void dns_wait_free(struct dns_wait *w)
 	free(w);
 }
 
-enum dns_wait_result dns_wait_txt(struct dns_wait *w, const char *name, char ***records_r,
-				  size_t *n_r)
+enum dns_wait_result dns_wait_query(struct dns_wait *w, const char *name, int rrtype,
+				    struct dns_wait_answer *ans)
 {
 	struct pending p = {0};
 	struct timespec deadline;
 	enum dns_wait_result r;
 	int id, rc = 0;
 
-	*records_r = NULL;
-	*n_r = 0;
+	memset(ans, 0, sizeof(*ans));
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += w->timeout;
 	pthread_mutex_lock(&w->lock);
-	if (ub_resolve_async(w->ctx, name, 16 /* TXT */, 1 /* IN */, &p, answer, &id) != 0) {
+	if (ub_resolve_async(w->ctx, name, rrtype, 1 /* IN */, &p, answer, &id) != 0) {
 		pthread_mutex_unlock(&w->lock);
 		return DNS_WAIT_TEMPFAIL;
 	}
@@ -248,19 +263,47 @@ enum dns_wait_result dns_wait_txt(struct dns_wait *w, const char *name, char ***
 	if (!p.done) {
 		ub_cancel(w->ctx, id);
 		r = DNS_WAIT_TIMEOUT;
-	} else if (p.rcode == 0 && p.havedata) {
+	} else if (p.rcode == 0 && p.ans.n > 0) {
 		r = DNS_WAIT_OK;
-		*records_r = p.records;
-		*n_r = p.nrecords;
-		p.records = NULL;
-		p.nrecords = 0;
+		*ans = p.ans;
+		memset(&p.ans, 0, sizeof(p.ans));
 	} else if (p.rcode == 3 || p.rcode == 0) {
-		r = DNS_WAIT_NONE; /* NXDOMAIN, or no TXT record */
+		r = DNS_WAIT_NONE; /* NXDOMAIN, or no record of the type */
 	} else {
 		r = DNS_WAIT_TEMPFAIL; /* SERVFAIL, REFUSED, resolver error */
 	}
 	pthread_mutex_unlock(&w->lock);
-	dns_records_free(p.records, p.nrecords);
+	dns_wait_answer_free(&p.ans);
+	return r;
+}
+
+void dns_wait_answer_free(struct dns_wait_answer *ans)
+{
+	if (ans == NULL)
+		return;
+	for (size_t i = 0; i < ans->n; i++)
+		free(ans->rdata[i]);
+	free(ans->rdata);
+	free(ans->len);
+	memset(ans, 0, sizeof(*ans));
+}
+
+enum dns_wait_result dns_wait_txt(struct dns_wait *w, const char *name, char ***records_r,
+				  size_t *n_r)
+{
+	struct dns_wait_answer ans;
+	enum dns_wait_result r;
+
+	*records_r = NULL;
+	*n_r = 0;
+	r = dns_wait_query(w, name, 16 /* TXT */, &ans);
+	if (r != DNS_WAIT_OK)
+		return r;
+	*records_r = xcalloc(ans.n, sizeof(**records_r));
+	for (size_t i = 0; i < ans.n; i++)
+		(*records_r)[i] = txt_strings(ans.rdata[i], ans.len[i]);
+	*n_r = ans.n;
+	dns_wait_answer_free(&ans);
 	return r;
 }
 

@@ -25,6 +25,28 @@ int dns_ctx_configure(struct ub_ctx *ctx, const char *servers, const char **err_
  * after timeout_secs. NULL with *err_r on failure. */
 struct dns_wait *dns_wait_new(const char *servers, long timeout_secs, const char **err_r);
 void dns_wait_free(struct dns_wait *w);
+/* dns_wait_zone_nodefault - ask the servers about zone (e.g. the reverse
+ * zone of a documentation prefix) instead of libunbound's built-in
+ * local answer. Before the first lookup only; -1 on failure. */
+int dns_wait_zone_nodefault(struct dns_wait *w, const char *zone);
+
+/* One answer of dns_wait_query: n records, record i's rdata (a copy, in
+ * uncompressed wire format as libunbound gives it) is rdata[i], len[i]
+ * bytes long (plus a NUL byte not counted); ttl is the answer's TTL. */
+struct dns_wait_answer {
+	size_t n;
+	unsigned char **rdata;
+	size_t *len;
+	unsigned ttl;
+};
+
+/* dns_wait_query - the records of type rrtype (class IN) of name. *ans is
+ * filled only when the result is DNS_WAIT_OK; the caller frees it with
+ * dns_wait_answer_free (harmless on an empty answer). A referral (the
+ * server does not answer for the zone) is DNS_WAIT_TEMPFAIL. */
+enum dns_wait_result dns_wait_query(struct dns_wait *w, const char *name, int rrtype,
+				    struct dns_wait_answer *ans);
+void dns_wait_answer_free(struct dns_wait_answer *ans);
 
 /* dns_wait_txt - the TXT records of name, each one's strings joined.
  * *records_r (free with dns_records_free) holds *n_r records when the

@@ -1,0 +1,536 @@
+/* spf - SPF (RFC 7208) evaluation: libspf2 with weir's resolver
+ *
+ * libspf2 asks a stack of DNS layers (spf_dns.h). weir builds, per thread:
+ *
+ *   SPF_server_t -> void counter (ours) -> libspf2 cache -> weir layer
+ *                                                             |
+ *                                            dns_wait_query (libunbound)
+ *
+ * The weir layer turns libunbound's rdata into SPF_dns_rr_t records and
+ * DNS_WAIT_* results into h_errno values: NONE -> HOST_NOT_FOUND/NO_DATA,
+ * TEMPFAIL and TIMEOUT -> TRY_AGAIN (libspf2 then says temperror).
+ *
+ * libspf2's weak spots (CVE-2021-20314, CVE-2021-33912, CVE-2021-33913:
+ * buffer overruns in macro expansion, SPF_record_expand_data) are reached
+ * with long or odd input. Before libspf2 sees anything, weir
+ *  - refuses a sender whose local part is over 64 octets or a sender or
+ *    HELO domain over 253 (permerror / none, see check_inputs);
+ *  - answers "no such name" for any query name over 253 octets, with an
+ *    empty or over-63-octet label, or with bytes outside printable ASCII;
+ *  - drops DNS records whose names do not decode to printable ASCII;
+ *  - replaces any TXT record that starts with "v=spf1" and is longer than
+ *    SPF_MAX_RECORD with a record libspf2 rejects as a syntax error, so the
+ *    domain gets permerror instead of a long record reaching the compiler.
+ * libspf2 1.2.10 does not count void lookups; the counter layer does
+ * (A, AAAA, MX, PTR answers with no records) and turns more than
+ * SPF_MAX_VOID_LOOKUPS into permerror after the evaluation.
+ *
+ * Thread safety: the libspf2 objects (server, cache, layers) are made per
+ * thread, on first use, and found again through a pthread key; only the
+ * struct dns_wait underneath is shared (it is thread safe). */
+#include "autoconf.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <spf2/spf.h>
+#include <spf2/spf_dns.h>
+#include <spf2/spf_dns_cache.h>
+
+#include "lib/dns_wait.h"
+#include "lib/xalloc.h"
+#include "policy/spf.h"
+
+/* One thread's libspf2 objects */
+struct spf_thread {
+	struct spf_engine *engine;
+	SPF_server_t *server; /* owns the layers below (destroy_resolver) */
+	struct spf_thread *next, *prev;
+};
+
+struct spf_engine {
+	struct dns_wait *dns;
+	char *receiver;
+	pthread_key_t key;
+	pthread_mutex_t lock; /* guards threads */
+	struct spf_thread *threads;
+};
+
+/* Per-check state of the calling thread: one check runs in one thread */
+static _Thread_local struct {
+	int voids;
+} check_state;
+
+/* spf_result_name - RFC 7208 name of r (static) */
+const char *spf_result_name(enum spf_result r)
+{
+	static const char *const names[] = {"none", "neutral", "pass", "fail",
+					    "softfail", "temperror", "permerror"};
+	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "permerror";
+}
+
+/* valid_query_name - a name weir lets libspf2 look up */
+static bool valid_query_name(const char *name)
+{
+	size_t len = strlen(name), label = 0;
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > SPF_MAX_DOMAIN)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if (c <= 0x20 || c >= 0x7f || ++label > 63) {
+			return false;
+		}
+	}
+	return label > 0;
+}
+
+/* wire_name - the uncompressed wire-format name at d[off..len) as dotted
+ * text into out (size >= 256); -1 if broken, compressed or not printable */
+static int wire_name(const unsigned char *d, size_t len, size_t off, char *out)
+{
+	size_t o = 0;
+
+	while (off < len) {
+		size_t l = d[off++];
+		if (l == 0) {
+			if (o == 0)
+				out[o++] = '.'; /* the root */
+			out[o] = '\0';
+			return 0;
+		}
+		if (l > 63 || l > len - off || o + l + 1 > 254)
+			return -1;
+		if (o > 0)
+			out[o++] = '.';
+		for (size_t i = 0; i < l; i++) {
+			unsigned char c = d[off + i];
+			if (c <= 0x20 || c >= 0x7f || c == '.')
+				return -1;
+			out[o++] = (char)c;
+		}
+		off += l;
+	}
+	return -1;
+}
+
+/* txt_joined - the character-strings of one TXT rdata, joined (malloc) */
+static char *txt_joined(const unsigned char *d, size_t len)
+{
+	char *out = xmalloc(len + 1);
+	size_t o = 0, i = 0;
+
+	while (i < len) {
+		size_t n = d[i++];
+		if (n > len - i)
+			n = len - i;
+		memcpy(out + o, d + i, n);
+		o += n;
+		i += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* A record libspf2 compiles to a syntax error (permerror) */
+static const char oversize_spf[] = "v=spf1 weir.refused:record-too-long";
+
+/* rr_add - append one record of len bytes at data to rr; -1 on failure */
+static int rr_add(SPF_dns_rr_t *rr, const void *data, size_t len)
+{
+	if (SPF_dns_rr_buf_realloc(rr, rr->num_rr, len) != SPF_E_SUCCESS)
+		return -1;
+	memcpy(rr->rr[rr->num_rr], data, len);
+	rr->num_rr++;
+	return 0;
+}
+
+/* add_rdata - convert one rdata of type t into rr; records weir cannot
+ * use (broken, or names that are not printable ASCII) are skipped */
+static void add_rdata(SPF_dns_rr_t *rr, ns_type t, const unsigned char *d, size_t len)
+{
+	char name[256];
+
+	switch (t) {
+	case ns_t_a:
+		if (len == 4)
+			rr_add(rr, d, 4);
+		break;
+	case ns_t_aaaa:
+		if (len == 16)
+			rr_add(rr, d, 16);
+		break;
+	case ns_t_mx:
+		if (len > 2 && wire_name(d, len, 2, name) == 0)
+			rr_add(rr, name, strlen(name) + 1);
+		break;
+	case ns_t_ptr:
+		if (wire_name(d, len, 0, name) == 0)
+			rr_add(rr, name, strlen(name) + 1);
+		break;
+	case ns_t_txt: {
+		char *txt = txt_joined(d, len);
+		if (strlen(txt) > SPF_MAX_RECORD && strncasecmp(txt, "v=spf1", 6) == 0 &&
+		    (txt[6] == ' ' || txt[6] == '\0'))
+			rr_add(rr, oversize_spf, sizeof(oversize_spf));
+		else
+			rr_add(rr, txt, strlen(txt) + 1);
+		free(txt);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+/* weir_lookup - libspf2's DNS lookup through dns_wait. The caller (the
+ * cache layer, or libspf2) frees the returned record. */
+static SPF_dns_rr_t *weir_lookup(SPF_dns_server_t *layer, const char *domain, ns_type t,
+				 int should_cache)
+{
+	struct dns_wait *dns = layer->hook;
+	struct dns_wait_answer ans;
+	SPF_dns_rr_t *rr;
+
+	(void)should_cache;
+	if (!valid_query_name(domain))
+		return SPF_dns_rr_new_init(layer, domain, t, 0, HOST_NOT_FOUND);
+	if (t != ns_t_a && t != ns_t_aaaa && t != ns_t_mx && t != ns_t_txt && t != ns_t_ptr)
+		return SPF_dns_rr_new_init(layer, domain, t, 0, NO_DATA); /* type SPF (99) */
+	switch (dns_wait_query(dns, domain, (int)t, &ans)) {
+	case DNS_WAIT_OK:
+		break;
+	case DNS_WAIT_NONE:
+		/* dns_wait does not tell NXDOMAIN from NODATA; libspf2 treats
+		 * both alike for SPF purposes (no record, void lookup). */
+		return SPF_dns_rr_new_init(layer, domain, t, 0, HOST_NOT_FOUND);
+	default:
+		return SPF_dns_rr_new_init(layer, domain, t, 0, TRY_AGAIN);
+	}
+	rr = SPF_dns_rr_new_init(layer, domain, t, (int)ans.ttl, NETDB_SUCCESS);
+	if (rr != NULL) {
+		for (size_t i = 0; i < ans.n && i < 1000; i++)
+			add_rdata(rr, t, ans.rdata[i], ans.len[i]);
+		if (rr->num_rr == 0)
+			rr->herrno = NO_DATA;
+	}
+	dns_wait_answer_free(&ans);
+	return rr;
+}
+
+/* count_lookup - the top layer: counts void lookups of this thread's
+ * current check (RFC 7208 4.6.4: a, mx, ptr, exists terms; TXT lookups
+ * are the record's own, or exp=, which must not count) */
+static SPF_dns_rr_t *count_lookup(SPF_dns_server_t *layer, const char *domain, ns_type t,
+				  int should_cache)
+{
+	SPF_dns_rr_t *rr = SPF_dns_lookup(layer->layer_below, domain, t, should_cache);
+
+	if (rr != NULL && t != ns_t_txt &&
+	    (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA ||
+	     (rr->herrno == NETDB_SUCCESS && rr->num_rr == 0)))
+		check_state.voids++;
+	return rr;
+}
+
+/* layer_destroy - SPF_dns_free calls this, then frees the layer below */
+static void layer_destroy(SPF_dns_server_t *layer)
+{
+	free(layer);
+}
+
+/* layer_new - one of weir's DNS layers */
+static SPF_dns_server_t *layer_new(SPF_dns_lookup_t lookup, SPF_dns_server_t *below,
+				   const char *name, void *hook)
+{
+	SPF_dns_server_t *l = xcalloc(1, sizeof(*l));
+
+	l->destroy = layer_destroy;
+	l->lookup = lookup;
+	l->layer_below = below;
+	l->name = name;
+	l->hook = hook;
+	return l;
+}
+
+/* thread_server - this thread's libspf2 server, made on first use */
+static SPF_server_t *thread_server(struct spf_engine *e)
+{
+	struct spf_thread *t = pthread_getspecific(e->key);
+	SPF_dns_server_t *bottom, *cache, *top;
+
+	if (t != NULL)
+		return t->server;
+	bottom = layer_new(weir_lookup, NULL, "weir", e->dns);
+	cache = SPF_dns_cache_new(bottom, "cache", 0, 8);
+	if (cache == NULL) {
+		SPF_dns_free(bottom);
+		return NULL;
+	}
+	top = layer_new(count_lookup, cache, "void-count", NULL);
+	t = xcalloc(1, sizeof(*t));
+	t->engine = e;
+	t->server = SPF_server_new_dns(top, 0);
+	if (t->server == NULL) {
+		SPF_dns_free(top);
+		free(t);
+		return NULL;
+	}
+	/* RFC 7208 4.6.4: 10 DNS-querying terms, 10 MX and PTR names each */
+	SPF_server_set_max_dns_mech(t->server, 10);
+	SPF_server_set_max_dns_mx(t->server, 10);
+	SPF_server_set_max_dns_ptr(t->server, 10);
+	if (e->receiver != NULL)
+		SPF_server_set_rec_dom(t->server, e->receiver);
+	pthread_mutex_lock(&e->lock);
+	t->next = e->threads;
+	if (t->next != NULL)
+		t->next->prev = t;
+	e->threads = t;
+	pthread_mutex_unlock(&e->lock);
+	pthread_setspecific(e->key, t);
+	return t->server;
+}
+
+/* thread_free - unlink and free one thread's objects; lock held */
+static void thread_free(struct spf_thread *t)
+{
+	struct spf_engine *e = t->engine;
+
+	if (t->prev != NULL)
+		t->prev->next = t->next;
+	else
+		e->threads = t->next;
+	if (t->next != NULL)
+		t->next->prev = t->prev;
+	SPF_server_free(t->server); /* and, destroy_resolver, its layers */
+	free(t);
+}
+
+/* thread_exit - pthread key destructor: a thread that ends frees its own */
+static void thread_exit(void *arg)
+{
+	struct spf_thread *t = arg;
+	struct spf_engine *e = t->engine;
+
+	pthread_mutex_lock(&e->lock);
+	thread_free(t);
+	pthread_mutex_unlock(&e->lock);
+}
+
+struct spf_engine *spf_engine_new(struct dns_wait *dns, const char **err_r)
+{
+	struct spf_engine *e;
+
+	if (dns == NULL) {
+		*err_r = "SPF needs a resolver";
+		return NULL;
+	}
+	e = xcalloc(1, sizeof(*e));
+	e->dns = dns;
+	if (pthread_key_create(&e->key, thread_exit) != 0) {
+		*err_r = "cannot create a thread key";
+		free(e);
+		return NULL;
+	}
+	pthread_mutex_init(&e->lock, NULL);
+	return e;
+}
+
+void spf_engine_set_receiver(struct spf_engine *e, const char *name)
+{
+	free(e->receiver);
+	e->receiver = name != NULL ? xstrdup(name) : NULL;
+}
+
+void spf_engine_free(struct spf_engine *e)
+{
+	if (e == NULL)
+		return;
+	pthread_key_delete(e->key); /* no destructor runs after this */
+	pthread_mutex_lock(&e->lock);
+	while (e->threads != NULL)
+		thread_free(e->threads);
+	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_destroy(&e->lock);
+	free(e->receiver);
+	free(e);
+}
+
+void spf_outcome_free(struct spf_outcome *out)
+{
+	free(out->reason);
+	free(out->explanation);
+	free(out->received_spf);
+	memset(out, 0, sizeof(*out));
+}
+
+static void set_outcome(struct spf_outcome *out, enum spf_result r, const char *reason)
+{
+	out->result = r;
+	out->result_name = spf_result_name(r);
+	free(out->reason);
+	out->reason = reason != NULL ? xstrdup(reason) : NULL;
+}
+
+/* check_inputs - weir's own limits on what reaches libspf2; -1 with *out
+ * set when the identity is refused */
+static int check_inputs(const char *helo, const char *sender, struct spf_outcome *out)
+{
+	const char *at = sender != NULL ? strrchr(sender, '@') : NULL;
+
+	if (helo != NULL && strlen(helo) > SPF_MAX_DOMAIN) {
+		set_outcome(out, SPF_RES_NONE, "HELO name longer than 253 octets");
+		return -1;
+	}
+	if (sender == NULL || *sender == '\0')
+		return 0;
+	for (const char *p = sender; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f) {
+			set_outcome(out, SPF_RES_PERMERROR, "control character in sender");
+			return -1;
+		}
+	}
+	if (at != NULL && (size_t)(at - sender) > SPF_MAX_LOCALPART) {
+		set_outcome(out, SPF_RES_PERMERROR, "sender local part longer than 64 octets");
+		return -1;
+	}
+	if (strlen(at != NULL ? at + 1 : sender) > SPF_MAX_DOMAIN) {
+		set_outcome(out, SPF_RES_NONE, "sender domain longer than 253 octets");
+		return -1;
+	}
+	return 0;
+}
+
+static enum spf_result map_result(SPF_result_t r)
+{
+	switch (r) {
+	case SPF_RESULT_PASS: return SPF_RES_PASS;
+	case SPF_RESULT_FAIL: return SPF_RES_FAIL;
+	case SPF_RESULT_SOFTFAIL: return SPF_RES_SOFTFAIL;
+	case SPF_RESULT_NEUTRAL: return SPF_RES_NEUTRAL;
+	case SPF_RESULT_NONE: return SPF_RES_NONE;
+	case SPF_RESULT_TEMPERROR: return SPF_RES_TEMPERROR;
+	default: return SPF_RES_PERMERROR; /* PERMERROR, INVALID */
+	}
+}
+
+/* compile_error - whether libspf2 found a record but could not compile it
+ * (it then reports "not SPF", which would read as none: RFC 7208 4.6
+ * says permerror); the first such error's text into buf */
+static bool compile_error(SPF_response_t *resp, char *buf, size_t size)
+{
+	for (int i = 0; i < SPF_response_messages(resp); i++) {
+		SPF_error_t *m = SPF_response_message(resp, i);
+		if (SPF_error_errorp(m) && SPF_error_code(m) != SPF_E_NOT_SPF &&
+		    SPF_error_code(m) != SPF_E_DNS_ERROR) {
+			snprintf(buf, size, "%s", SPF_error_message(m));
+			return true;
+		}
+	}
+	return false;
+}
+
+/* copy_or_null - a malloc'd copy of s, or NULL */
+static char *copy_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* run_check - one evaluation; sender NULL: the HELO identity */
+static int run_check(struct spf_engine *e, const char *client_ip, const char *helo,
+		     const char *sender, struct spf_outcome *out)
+{
+	SPF_server_t *server;
+	SPF_request_t *req;
+	SPF_response_t *resp = NULL;
+	SPF_errcode_t err;
+	char reason[160];
+
+	memset(out, 0, sizeof(*out));
+	set_outcome(out, SPF_RES_TEMPERROR, NULL);
+	if (check_inputs(helo, sender, out) < 0)
+		return 0;
+	if ((server = thread_server(e)) == NULL || (req = SPF_request_new(server)) == NULL) {
+		set_outcome(out, SPF_RES_TEMPERROR, "cannot set up libspf2");
+		return 0;
+	}
+	if (SPF_request_set_ipv4_str(req, client_ip) != SPF_E_SUCCESS &&
+	    SPF_request_set_ipv6_str(req, client_ip) != SPF_E_SUCCESS) {
+		SPF_request_free(req);
+		set_outcome(out, SPF_RES_PERMERROR, "client address is not an IP address");
+		return -1;
+	}
+	if (helo != NULL && *helo != '\0')
+		SPF_request_set_helo_dom(req, helo);
+	/* "" with a HELO name set: postmaster@HELO (RFC 7208 2.4) */
+	if (SPF_request_set_env_from(req, sender != NULL ? sender : helo != NULL ? helo : "") !=
+	    0) {
+		SPF_request_free(req);
+		set_outcome(out, SPF_RES_NONE, "no usable identity to check");
+		return 0;
+	}
+	check_state.voids = 0;
+	err = SPF_request_query_mailfrom(req, &resp);
+	reason[0] = '\0';
+	if (resp == NULL) {
+		SPF_request_free(req);
+		set_outcome(out, SPF_RES_TEMPERROR, SPF_strerror(err));
+		return 0;
+	}
+	out->result = map_result(SPF_response_result(resp));
+	/* libspf2 1.2.10 leaves the result "invalid" when fetching the
+	 * domain's own record fails (SPF_request_query_record): a temporary
+	 * DNS failure there is temperror (RFC 7208 4.4), no record is none. */
+	if (SPF_response_result(resp) == SPF_RESULT_INVALID) {
+		if (err == SPF_E_DNS_ERROR)
+			out->result = SPF_RES_TEMPERROR;
+		else if (err == SPF_E_NOT_SPF)
+			out->result = compile_error(resp, reason, sizeof(reason)) ? SPF_RES_PERMERROR
+										  : SPF_RES_NONE;
+	}
+	if (reason[0] == '\0' && err != SPF_E_SUCCESS && out->result != SPF_RES_PASS)
+		snprintf(reason, sizeof(reason), "%s", SPF_strerror(err));
+	if (reason[0] == '\0')
+		snprintf(reason, sizeof(reason), "%s", SPF_strreason(SPF_response_reason(resp)));
+	if (check_state.voids > SPF_MAX_VOID_LOOKUPS && out->result != SPF_RES_TEMPERROR &&
+	    out->result != SPF_RES_PERMERROR) {
+		out->result = SPF_RES_PERMERROR;
+		snprintf(reason, sizeof(reason), "more than %d void DNS lookups (RFC 7208 4.6.4)",
+			 SPF_MAX_VOID_LOOKUPS);
+	} else {
+		out->explanation = copy_or_null(SPF_response_get_explanation(resp));
+		out->received_spf = copy_or_null(SPF_response_get_received_spf_value(resp));
+	}
+	out->result_name = spf_result_name(out->result);
+	out->reason = xstrdup(reason);
+	SPF_response_free(resp);
+	SPF_request_free(req);
+	return 0;
+}
+
+int spf_check(struct spf_engine *e, const char *client_ip, const char *helo,
+	      const char *sender, struct spf_outcome *out)
+{
+	return run_check(e, client_ip, helo, sender != NULL ? sender : "", out);
+}
+
+int spf_check_helo(struct spf_engine *e, const char *client_ip, const char *helo,
+		   struct spf_outcome *out)
+{
+	return run_check(e, client_ip, helo, NULL, out);
+}

@@ -1,0 +1,62 @@
+/* spf - SPF (RFC 7208) evaluation on top of libspf2, with every DNS query
+ * going through weir's own resolver (lib/dns_wait).
+ *
+ * Thread safety: one engine may be shared by any number of threads. Each
+ * thread gets its own libspf2 server and DNS cache (libspf2's cache layer
+ * keeps unlocked mutable state in 1.2.10 builds we could not rule out), all
+ * of them resolving through the one thread-safe struct dns_wait. */
+#ifndef WEIR_POLICY_SPF_H
+#define WEIR_POLICY_SPF_H
+
+struct dns_wait;
+struct spf_engine;
+
+enum spf_result {
+	SPF_RES_NONE,
+	SPF_RES_NEUTRAL,
+	SPF_RES_PASS,
+	SPF_RES_FAIL,
+	SPF_RES_SOFTFAIL,
+	SPF_RES_TEMPERROR,
+	SPF_RES_PERMERROR,
+};
+
+/* What one check found. All strings are owned by the outcome: free with
+ * spf_outcome_free. Any of them may be NULL except result_name. */
+struct spf_outcome {
+	enum spf_result result;
+	const char *result_name; /* "pass", "fail", ... (static) */
+	char *reason;            /* why, for the log (libspf2's or weir's) */
+	char *explanation;       /* the domain's exp= text, for a fail */
+	char *received_spf;      /* the Received-SPF header's value */
+};
+
+/* Limits weir enforces before libspf2 sees anything (see spf.c) */
+#define SPF_MAX_DOMAIN 253      /* RFC 1035 */
+#define SPF_MAX_LOCALPART 64    /* RFC 5321 4.5.3.1.1 */
+#define SPF_MAX_RECORD 2048     /* one TXT record starting v=spf1 */
+#define SPF_MAX_VOID_LOOKUPS 2  /* RFC 7208 4.6.4 */
+
+/* spf_engine_new - an engine resolving through dns (not owned; it must
+ * outlive the engine). NULL with *err_r (static) on failure. */
+struct spf_engine *spf_engine_new(struct dns_wait *dns, const char **err_r);
+/* spf_engine_set_receiver - the host name put in Received-SPF (default:
+ * libspf2's, the local host name). Call before the first check. */
+void spf_engine_set_receiver(struct spf_engine *e, const char *name);
+/* spf_engine_free - no check may be running */
+void spf_engine_free(struct spf_engine *e);
+
+/* spf_check - evaluate the MAIL FROM identity (sender "" or NULL: the
+ * null sender, checked as postmaster@helo, RFC 7208 2.4). 0 when *out
+ * holds a result (temperror and permerror included), -1 with out->reason
+ * set when the arguments themselves are unusable (bad client address). */
+int spf_check(struct spf_engine *e, const char *client_ip, const char *helo,
+	      const char *sender, struct spf_outcome *out);
+/* spf_check_helo - evaluate the HELO identity (RFC 7208 2.3) */
+int spf_check_helo(struct spf_engine *e, const char *client_ip, const char *helo,
+		   struct spf_outcome *out);
+void spf_outcome_free(struct spf_outcome *out);
+
+const char *spf_result_name(enum spf_result r);
+
+#endif
