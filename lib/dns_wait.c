@@ -67,8 +67,7 @@ int dns_ctx_configure(struct ub_ctx *ctx, const char *servers, const char **err_
 }
 
 
-/* txt_strings - the character-strings of one TXT rdata, joined */
-static char *txt_strings(const unsigned char *d, size_t len)
+char *dns_txt_join(const unsigned char *d, size_t len)
 {
 	char *out = xmalloc(len + 1);
 	size_t o = 0, i = 0;
@@ -301,7 +300,7 @@ enum dns_wait_result dns_wait_txt(struct dns_wait *w, const char *name, char ***
 		return r;
 	*records_r = xcalloc(ans.n, sizeof(**records_r));
 	for (size_t i = 0; i < ans.n; i++)
-		(*records_r)[i] = txt_strings(ans.rdata[i], ans.len[i]);
+		(*records_r)[i] = dns_txt_join(ans.rdata[i], ans.len[i]);
 	*n_r = ans.n;
 	dns_wait_answer_free(&ans);
 	return r;

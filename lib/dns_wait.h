@@ -55,4 +55,8 @@ enum dns_wait_result dns_wait_txt(struct dns_wait *w, const char *name, char ***
 				  size_t *n_r);
 void dns_records_free(char **records, size_t n);
 
+/* dns_txt_join - the character-strings of one TXT rdata (wire format),
+ * joined into one string; caller frees */
+char *dns_txt_join(const unsigned char *rdata, size_t len);
+
 #endif

@@ -128,24 +128,6 @@ static int wire_name(const unsigned char *d, size_t len, size_t off, char *out)
 	return -1;
 }
 
-/* txt_joined - the character-strings of one TXT rdata, joined (malloc) */
-static char *txt_joined(const unsigned char *d, size_t len)
-{
-	char *out = xmalloc(len + 1);
-	size_t o = 0, i = 0;
-
-	while (i < len) {
-		size_t n = d[i++];
-		if (n > len - i)
-			n = len - i;
-		memcpy(out + o, d + i, n);
-		o += n;
-		i += n;
-	}
-	out[o] = '\0';
-	return out;
-}
-
 /* A record libspf2 compiles to a syntax error (permerror) */
 static const char oversize_spf[] = "v=spf1 weir.refused:record-too-long";
 
@@ -183,7 +165,7 @@ static void add_rdata(SPF_dns_rr_t *rr, ns_type t, const unsigned char *d, size_
 			rr_add(rr, name, strlen(name) + 1);
 		break;
 	case ns_t_txt: {
-		char *txt = txt_joined(d, len);
+		char *txt = dns_txt_join(d, len);
 		if (strlen(txt) > SPF_MAX_RECORD && strncasecmp(txt, "v=spf1", 6) == 0 &&
 		    (txt[6] == ' ' || txt[6] == '\0'))
 			rr_add(rr, oversize_spf, sizeof(oversize_spf));
