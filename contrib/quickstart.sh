@@ -39,8 +39,26 @@ fi
 
 DIR=$(mktemp -d /tmp/weir-quickstart.XXXXXX)
 chmod 755 "$DIR"
+id weir >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin weir
+
+say "making a DKIM key for client.weir.test (weirctl keygen) and publishing it"
+mkdir -p "$DIR/keys"
+"${WEIR_BUILD:-$REPO}/policy/weirctl" keygen --domain client.weir.test --selector quick \
+	--output "$DIR/keys/client.weir.test.quick.pem" >"$DIR/keys/quick.txt"
+chown weir "$DIR/keys/client.weir.test.quick.pem"
+sed 's/\.client\.weir\.test\. IN/.client IN/' "$DIR/keys/quick.txt" >"$DIR/keys/zone.extra"
+cut -c1-110 "$DIR/keys/quick.txt"
+cat >"$DIR/keys/weir.conf.extra" <<CONF
+dkim = {
+  sign = ( { domain = "client.weir.test";
+             keys = ( { selector = "quick"; algorithm = "rsa-sha256";
+                        key = "$DIR/keys/client.weir.test.quick.pem"; } ); } );
+};
+CONF
+
 say "starting the stack in $DIR"
-if ! tests/stack/start "$DIR"; then
+if ! WEIR_STACK_ZONE_EXTRA=$DIR/keys/zone.extra WEIR_STACK_CONF_EXTRA=$DIR/keys/weir.conf.extra \
+	tests/stack/start "$DIR"; then
 	echo "quickstart: the stack did not start; logs are in $DIR/log" >&2
 	exit 1
 fi
@@ -88,7 +106,8 @@ show() { # LABEL QID
 	if [ -n "$f" ]; then
 		for x in $f; do
 			echo "    $x:"
-			grep -E '^X-Sink-|^Subject:' "$x" | tr -d '\r' | sed 's/^/      /'
+			grep -E '^X-Sink-|^Subject:|^DKIM-Signature:' "$x" | tr -d '\r' | cut -c1-100 |
+				sed 's/^/      /'
 		done
 	else
 		echo "    nothing"
