@@ -52,7 +52,8 @@
 /* One thread's libspf2 objects */
 struct spf_thread {
 	struct spf_engine *engine;
-	SPF_server_t *server; /* owns the layers below (destroy_resolver) */
+	SPF_server_t *server;
+	SPF_dns_server_t *top; /* our DNS layers: SPF_server_new_dns does not take them over */
 	struct spf_thread *next, *prev;
 };
 
@@ -267,6 +268,7 @@ static SPF_server_t *thread_server(struct spf_engine *e)
 	t = xcalloc(1, sizeof(*t));
 	t->engine = e;
 	t->server = SPF_server_new_dns(top, 0);
+	t->top = top;
 	if (t->server == NULL) {
 		SPF_dns_free(top);
 		free(t);
@@ -299,7 +301,8 @@ static void thread_free(struct spf_thread *t)
 		e->threads = t->next;
 	if (t->next != NULL)
 		t->next->prev = t->prev;
-	SPF_server_free(t->server); /* and, destroy_resolver, its layers */
+	SPF_server_free(t->server);
+	SPF_dns_free(t->top);
 	free(t);
 }
 
