@@ -615,6 +615,28 @@ void config_unref(struct weir_config *cfg)
 	free(cfg);
 }
 
+bool config_group_keys_ok(void *group, const char *const *names, const char *what,
+			  const char *file, struct config_errors *errs)
+{
+	config_setting_t *g = group;
+	bool ok = true;
+
+	for (int i = 0; i < config_setting_length(g); i++) {
+		config_setting_t *el = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(el);
+		size_t k = 0;
+
+		while (names[k] && strcmp(names[k], name) != 0)
+			k++;
+		if (names[k] == NULL) {
+			config_errors_add(errs, file, (int)config_setting_source_line(el),
+					  "%s: unknown key '%s'", what, name);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
 /* the running configuration */
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -234,6 +234,12 @@ const struct setting *setting_find(const char *name);
 /* setting_format - the value of s in cfg as text; caller frees */
 char *setting_format(const struct setting *s, const struct weir_config *cfg);
 
+/* config_group_keys_ok - for custom settings: every member of the
+ * libconfig group (config_setting_t *) is one of names (NULL-terminated);
+ * each other one is reported as "file:line: WHAT: unknown key 'x'" */
+bool config_group_keys_ok(void *group, const char *const *names, const char *what,
+			  const char *file, struct config_errors *errs);
+
 /* Parsers shared with weirctl and tests. -1 with *err_r on bad input. */
 int config_parse_duration(const char *s, long long *secs_r, const char **err_r);
 int config_parse_size(const char *s, long long *bytes_r, const char **err_r);

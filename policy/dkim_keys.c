@@ -159,11 +159,9 @@ static void parse_key(struct dkim_domain *d, config_setting_t *g, const char *fi
 	struct dkim_key k = {0};
 	char *err = NULL;
 
-	for (int i = 0; i < config_setting_length(g); i++) {
-		const char *name = config_setting_name(config_setting_get_elem(g, (unsigned)i));
-		if (strcmp(name, "selector") && strcmp(name, "algorithm") && strcmp(name, "key"))
-			config_errors_add(errs, file, line, "dkim.sign: unknown key '%s'", name);
-	}
+	static const char *const names[] = {"selector", "algorithm", "key", NULL};
+
+	config_group_keys_ok(g, names, "dkim.sign", file, errs);
 	if (sel == NULL || path == NULL || sel[0] == '\0' || strpbrk(sel, " ;=\"") != NULL) {
 		config_errors_add(errs, file, line, "dkim.sign: each key needs selector and key");
 		return;
@@ -199,11 +197,9 @@ static void parse_domain(struct weir_config *cfg, config_setting_t *g, const cha
 	int sub = 0;
 	char *norm;
 
-	for (int i = 0; i < config_setting_length(g); i++) {
-		const char *name = config_setting_name(config_setting_get_elem(g, (unsigned)i));
-		if (strcmp(name, "domain") && strcmp(name, "subdomains") && strcmp(name, "keys"))
-			config_errors_add(errs, file, line, "dkim.sign: unknown key '%s'", name);
-	}
+	static const char *const names[] = {"domain", "subdomains", "keys", NULL};
+
+	config_group_keys_ok(g, names, "dkim.sign", file, errs);
 	if (dom == NULL || keys == NULL || !config_setting_is_aggregate(keys) ||
 	    config_setting_length(keys) == 0) {
 		config_errors_add(errs, file, line, "dkim.sign: each entry needs domain and keys");

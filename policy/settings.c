@@ -91,27 +91,6 @@ static const char *group_string(config_setting_t *g, const char *name)
 	return config_setting_lookup_string(g, name, &v) == CONFIG_TRUE ? v : NULL;
 }
 
-/* group_keys_ok - every key of group g is one of names; report others */
-static bool group_keys_ok(config_setting_t *g, const char *const *names, const char *what,
-			  const char *file, struct config_errors *errs)
-{
-	bool ok = true;
-
-	for (int i = 0; i < config_setting_length(g); i++) {
-		config_setting_t *el = config_setting_get_elem(g, (unsigned)i);
-		const char *name = config_setting_name(el);
-		size_t k = 0;
-
-		while (names[k] && strcmp(names[k], name) != 0)
-			k++;
-		if (names[k] == NULL) {
-			config_errors_add(errs, file, (int)config_setting_source_line(el),
-					  "%s: unknown key '%s'", what, name);
-			ok = false;
-		}
-	}
-	return ok;
-}
 
 /* parse_sender_map - senders.map = ( { login = "..."; addresses = (...); }, ... ) */
 static void parse_sender_map(struct weir_config *cfg, void *node, const char *file,
@@ -136,7 +115,7 @@ static void parse_sender_map(struct weir_config *cfg, void *node, const char *fi
 					  i + 1);
 			continue;
 		}
-		if (!group_keys_ok(g, keys, "senders.map", file, errs))
+		if (!config_group_keys_ok(g, keys, "senders.map", file, errs))
 			continue;
 		login = group_string(g, "login");
 		addrs = config_setting_get_member(g, "addresses");
@@ -224,7 +203,7 @@ static void parse_certs(struct weir_config *cfg, void *node, const char *file,
 		char *fpn = NULL;
 
 		if (!config_setting_is_group(g) ||
-		    !group_keys_ok(g, keys, "senders.certificates", file, errs)) {
+		    !config_group_keys_ok(g, keys, "senders.certificates", file, errs)) {
 			if (!config_setting_is_group(g))
 				config_errors_add(errs, file, line, "senders.certificates: entry %d is not a group { }", i + 1);
 			continue;
