@@ -102,6 +102,21 @@ struct weir_config {
 	} dkim;
 
 	struct {
+		bool verify;
+		/* enum policy_action per result (ACTION_ACCEPT: "tag") */
+		int fail, softfail, neutral, none, permerror, temperror;
+		int helo; /* 0 null_sender, 1 all */
+		struct strlist allow_networks;
+		struct strlist allow_helo;
+		struct strlist allow_hosts;
+		long timeout;
+		bool received_spf;
+		int preflight; /* 0 off, 1 log, 2 tempfail */
+		struct strlist egress;
+		char *preflight_db;
+	} spf;
+
+	struct {
 		char *socket;
 		char *pid_file;
 		long socket_mode;
@@ -134,6 +149,8 @@ struct weir_config {
 	size_t nlocal;
 	struct sender_map *sender_map;
 	unsigned null_sender_mask; /* enum identity_class bits */
+	struct cidr *spf_allow; /* spf.allow_networks */
+	size_t nspf_allow;
 
 	/* State a daemon builds for this configuration (weir-milter: its
 	 * DKIM library handle and resolver), freed with the configuration

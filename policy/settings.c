@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +37,10 @@ static const char *const header_from_modes[] = {"any", "local", NULL};
 static const char *const canonicalizations[] = {"relaxed/relaxed", "simple/simple",
 						"relaxed/simple", "simple/relaxed", NULL};
 static const char *const alignment_modes[] = {"log", "warn", "tempfail", NULL};
+/* SPF actions, indexes as in enum policy_action ("tag" = ACTION_ACCEPT) */
+static const char *const spf_actions[] = {"tag", "reject", "tempfail", "hold", NULL};
+static const char *const spf_helo_modes[] = {"null_sender", "all", NULL};
+static const char *const preflight_modes[] = {"off", "log", "tempfail", NULL};
 
 /* check_header_name - a header field name (RFC 5322 ftext) */
 static int check_header_name(const char *v, const char **err_r)
@@ -73,6 +79,17 @@ static int check_domain(const char *v, const char **err_r)
 
 	free(d);
 	return d ? 0 : -1;
+}
+
+/* check_ip - an IP address (v4 or v6), no prefix */
+static int check_ip(const char *v, const char **err_r)
+{
+	unsigned char buf[16];
+
+	if (inet_pton(AF_INET, v, buf) == 1 || inet_pton(AF_INET6, v, buf) == 1)
+		return 0;
+	*err_r = "not an IPv4 or IPv6 address";
+	return -1;
 }
 
 static int check_identity_class(const char *v, const char **err_r)
@@ -391,6 +408,54 @@ const struct setting weir_settings[] = {
 	{"dkim.max_signatures", SETTING_INT, OFF(dkim.max_signatures), "5", 1, 50, NULL, NULL, 0,
 	 "Most signatures verified per message.", NULL, NULL, NULL},
 
+	/* SPF */
+	{"spf.verify", SETTING_BOOL, OFF(spf.verify), "true", NOLIMIT, NULL, NULL, 0,
+	 "Check SPF of mail from outside clients (MAIL FROM, and HELO for the null sender).",
+	 NULL, NULL, NULL},
+	{"spf.fail", SETTING_ENUM, OFF(spf.fail), "reject", NOLIMIT, spf_actions, NULL, 0,
+	 "Action for SPF fail: tag, reject (550 5.7.23), tempfail or hold.", NULL, NULL, NULL},
+	{"spf.softfail", SETTING_ENUM, OFF(spf.softfail), "tag", NOLIMIT, spf_actions, NULL, 0,
+	 "Action for SPF softfail.", NULL, NULL, NULL},
+	{"spf.neutral", SETTING_ENUM, OFF(spf.neutral), "tag", NOLIMIT, spf_actions, NULL, 0,
+	 "Action for SPF neutral.", NULL, NULL, NULL},
+	{"spf.none", SETTING_ENUM, OFF(spf.none), "tag", NOLIMIT, spf_actions, NULL, 0,
+	 "Action when the domain publishes no SPF record.", NULL, NULL, NULL},
+	{"spf.permerror", SETTING_ENUM, OFF(spf.permerror), "tag", NOLIMIT, spf_actions, NULL, 0,
+	 "Action for SPF permerror (broken record; reject answers 550 5.7.24).", NULL, NULL, NULL},
+	{"spf.temperror", SETTING_ENUM, OFF(spf.temperror), "tempfail", NOLIMIT, spf_actions, NULL,
+	 0, "Action for SPF temperror (DNS trouble; tempfail answers 451 4.4.3).", NULL, NULL,
+	 NULL},
+	{"spf.helo", SETTING_ENUM, OFF(spf.helo), "null_sender", NOLIMIT, spf_helo_modes, NULL, 0,
+	 "When the HELO name is checked: null_sender (MAIL FROM:<> only) or all.", NULL, NULL,
+	 NULL},
+	{"spf.allow_networks", SETTING_STRLIST, OFF(spf.allow_networks), "()", NOLIMIT, NULL,
+	 check_cidr, 0, "Clients (addresses, CIDR networks) whose mail skips SPF: forwarders.",
+	 NULL, NULL, NULL},
+	{"spf.allow_helo", SETTING_STRLIST, OFF(spf.allow_helo), "()", NOLIMIT, NULL, check_domain,
+	 0, "HELO names whose mail skips SPF; \".example.com\" includes subdomains.", NULL, NULL,
+	 NULL},
+	{"spf.allow_hosts", SETTING_STRLIST, OFF(spf.allow_hosts), "()", NOLIMIT, NULL,
+	 check_domain, 0,
+	 "Verified client host names (as the MTA reports them) whose mail skips SPF.", NULL, NULL,
+	 NULL},
+	{"spf.timeout", SETTING_DURATION, OFF(spf.timeout), "20s", 1, 300, NULL, NULL, 0,
+	 "Longest time one SPF check (all its DNS lookups) may take; then temperror.", NULL,
+	 NULL, NULL},
+	{"spf.received_spf", SETTING_BOOL, OFF(spf.received_spf), "true", NOLIMIT, NULL, NULL, 0,
+	 "Add a Received-SPF header to checked mail.", NULL, NULL, NULL},
+	{"spf.preflight", SETTING_ENUM, OFF(spf.preflight), "log", NOLIMIT, preflight_modes, NULL,
+	 0,
+	 "Outgoing mail whose sender domain's SPF fails for the egress addresses: off, log or "
+	 "tempfail.",
+	 NULL, NULL, NULL},
+	{"spf.egress", SETTING_STRLIST, OFF(spf.egress), "()", NOLIMIT, NULL, check_ip, 0,
+	 "Addresses outgoing mail leaves from; empty: those of agent.smarthost's host.", NULL,
+	 NULL, NULL},
+	{"spf.preflight_db", SETTING_STRING, OFF(spf.preflight_db),
+	 "/var/lib/weir/spf-preflight.db", NOLIMIT, NULL, NULL, 0,
+	 "SQLite file counting preflight findings (weirctl spf report); \"\" for none.", NULL,
+	 NULL, NULL},
+
 	/* weir-milter */
 	{"milter.socket", SETTING_STRING, OFF(milter.socket), "unix:/run/weir/milter.sock", NOLIMIT,
 	 NULL, check_milter_socket, 0,
@@ -510,6 +575,10 @@ void settings_compile(struct weir_config *cfg, struct config_errors *errs)
 					 : strcmp(c, "trusted") == 0	 ? IDENTITY_TRUSTED
 									 : IDENTITY_OUTSIDE;
 	}
+	cfg->nspf_allow = cfg->spf.allow_networks.n;
+	cfg->spf_allow = xcalloc(cfg->nspf_allow + 1, sizeof(*cfg->spf_allow));
+	for (size_t i = 0; i < cfg->nspf_allow; i++)
+		cidr_parse(cfg->spf.allow_networks.v[i], &cfg->spf_allow[i], &err); /* checked */
 	compile_senders(cfg, errs);
 	check_key_owners(cfg, errs);
 	if (cfg->dkim.fallback_domain[0] != '\0' &&
@@ -523,6 +592,7 @@ void settings_compile(struct weir_config *cfg, struct config_errors *errs)
 void settings_free_compiled(struct weir_config *cfg)
 {
 	free(cfg->trusted);
+	free(cfg->spf_allow);
 	for (size_t i = 0; i < cfg->nlocal; i++)
 		free(cfg->local[i]);
 	free(cfg->local);

@@ -8,7 +8,8 @@
 #ifndef WEIR_POLICY_SPF_H
 #define WEIR_POLICY_SPF_H
 
-struct dns_wait;
+#include "lib/dns_wait.h"
+
 struct spf_engine;
 
 enum spf_result {
@@ -40,6 +41,16 @@ struct spf_outcome {
 /* spf_engine_new - an engine resolving through dns (not owned; it must
  * outlive the engine). NULL with *err_r (static) on failure. */
 struct spf_engine *spf_engine_new(struct dns_wait *dns, const char **err_r);
+/* A lookup function used instead of dns_wait_query (unit tests, fuzzing):
+ * same contract as dns_wait_query. */
+typedef enum dns_wait_result (*spf_lookup_fn)(void *ctx, const char *name, int rrtype,
+					      struct dns_wait_answer *ans);
+/* spf_engine_new_lookup - an engine whose DNS answers come from fn */
+struct spf_engine *spf_engine_new_lookup(spf_lookup_fn fn, void *ctx, const char **err_r);
+/* spf_engine_set_timeout - bound, in seconds, on one whole check: once it
+ * has passed, every further lookup of that check fails temporarily and the
+ * result is temperror. 0: no bound but the resolver's own per lookup. */
+void spf_engine_set_timeout(struct spf_engine *e, long secs);
 /* spf_engine_set_receiver - the host name put in Received-SPF (default:
  * libspf2's, the local host name). Call before the first check. */
 void spf_engine_set_receiver(struct spf_engine *e, const char *name);
@@ -58,5 +69,21 @@ int spf_check_helo(struct spf_engine *e, const char *client_ip, const char *helo
 void spf_outcome_free(struct spf_outcome *out);
 
 const char *spf_result_name(enum spf_result r);
+
+/* Headers (policy/spf_header.c). identity: "mailfrom" or "helo". */
+/* spf_received_value - the value of a Received-SPF header (RFC 7208 9.1):
+ * result, comment, and the key=value pairs, values quoted where they are
+ * not dot-atoms; sender NULL or "" for the helo identity. Caller frees. */
+char *spf_received_value(const struct spf_outcome *o, const char *receiver,
+			 const char *client_ip, const char *helo, const char *sender,
+			 const char *identity);
+/* spf_ar_entry - "spf=RESULT smtp.mailfrom=ADDR" or "spf=RESULT
+ * smtp.helo=NAME" for Authentication-Results (RFC 8601), with a comment
+ * for errors; values quoted where they are not tokens. Caller frees. */
+char *spf_ar_entry(const struct spf_outcome *o, const char *helo, const char *sender,
+		   const char *identity);
+/* spf_domain_of - the domain an identity names: the part after the last
+ * '@' of sender, else helo (static buffer of the caller: out, size) */
+const char *spf_domain_of(const char *sender, const char *helo, char *out, size_t size);
 
 #endif
