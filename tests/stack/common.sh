@@ -138,3 +138,38 @@ stack_start_nsd() {
 	stack_tail "$dir/log/nsd.log" >&2
 	return 1
 }
+
+# stack_port_free6 PORT: nothing is bound to TCP PORT on [::1]
+# (WEIR_STACK_IPV6; stackutil.py freeports checks 127.0.0.1 only)
+stack_port_free6() {
+	"$STACK_PY" - "$1" <<'PYEOF'
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+try:
+    s.bind(("::1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+finally:
+    s.close()
+PYEOF
+}
+
+# stack_wait_banner6 PORT SECS: wait until [::1]:PORT sends an SMTP
+# banner (220) (WEIR_STACK_IPV6)
+stack_wait_banner6() {
+	"$STACK_PY" - "$1" "$2" <<'PYEOF'
+import socket, sys, time
+port, deadline = int(sys.argv[1]), time.time() + float(sys.argv[2])
+while time.time() < deadline:
+    try:
+        with socket.create_connection(("::1", port), timeout=2) as s:
+            s.settimeout(2)
+            if s.recv(512).startswith(b"220"):
+                s.sendall(b"QUIT\r\n")
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.25)
+sys.exit(1)
+PYEOF
+}
