@@ -151,6 +151,10 @@ struct weir_config {
 	unsigned null_sender_mask; /* enum identity_class bits */
 	struct cidr *spf_allow; /* spf.allow_networks */
 	size_t nspf_allow;
+	char **spf_allow_helo; /* normalized spf.allow_helo */
+	size_t nspf_allow_helo;
+	char **spf_allow_hosts; /* normalized spf.allow_hosts */
+	size_t nspf_allow_hosts;
 
 	/* State a daemon builds for this configuration (weir-milter: its
 	 * DKIM library handle and resolver), freed with the configuration

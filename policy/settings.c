@@ -552,22 +552,49 @@ static void check_key_owners(struct weir_config *cfg, struct config_errors *errs
 	}
 }
 
-void settings_compile(struct weir_config *cfg, struct config_errors *errs)
+/* cidr_list_compile - a list of networks (checked by check_cidr) */
+static struct cidr *cidr_list_compile(const struct strlist *l, size_t *n_r)
 {
+	struct cidr *v = xcalloc(l->n + 1, sizeof(*v));
 	const char *err;
 
-	cfg->ntrusted = cfg->trusted_networks.n;
-	cfg->trusted = xcalloc(cfg->ntrusted, sizeof(*cfg->trusted));
-	for (size_t i = 0; i < cfg->ntrusted; i++)
-		cidr_parse(cfg->trusted_networks.v[i], &cfg->trusted[i], &err); /* checked */
-	cfg->nlocal = cfg->local_domains.n;
-	cfg->local = xcalloc(cfg->nlocal + 1, sizeof(*cfg->local));
-	for (size_t i = 0; i < cfg->nlocal; i++) {
-		const char *d = cfg->local_domains.v[i];
+	for (size_t i = 0; i < l->n; i++)
+		cidr_parse(l->v[i], &v[i], &err); /* checked when loaded */
+	*n_r = l->n;
+	return v;
+}
+
+/* domain_list_compile - a list of domains and ".domains" (checked by
+ * check_domain) normalized for domain_in_list; *n_r entries */
+static char **domain_list_compile(const struct strlist *l, size_t *n_r)
+{
+	char **v = xcalloc(l->n + 1, sizeof(*v));
+	const char *err;
+
+	for (size_t i = 0; i < l->n; i++) {
+		const char *d = l->v[i];
 		char *n = domain_normalize(d + (d[0] == '.'), &err);
-		cfg->local[i] = d[0] == '.' ? xasprintf(".%s", n) : xstrdup(n);
+		v[i] = d[0] == '.' ? xasprintf(".%s", n) : xstrdup(n);
 		free(n);
 	}
+	*n_r = l->n;
+	return v;
+}
+
+static void domain_list_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void settings_compile(struct weir_config *cfg, struct config_errors *errs)
+{
+	cfg->trusted = cidr_list_compile(&cfg->trusted_networks, &cfg->ntrusted);
+	cfg->spf_allow = cidr_list_compile(&cfg->spf.allow_networks, &cfg->nspf_allow);
+	cfg->local = domain_list_compile(&cfg->local_domains, &cfg->nlocal);
+	cfg->spf_allow_helo = domain_list_compile(&cfg->spf.allow_helo, &cfg->nspf_allow_helo);
+	cfg->spf_allow_hosts = domain_list_compile(&cfg->spf.allow_hosts, &cfg->nspf_allow_hosts);
 	cfg->null_sender_mask = 0;
 	for (size_t i = 0; i < cfg->policy.null_sender_allowed.n; i++) {
 		const char *c = cfg->policy.null_sender_allowed.v[i];
@@ -575,10 +602,6 @@ void settings_compile(struct weir_config *cfg, struct config_errors *errs)
 					 : strcmp(c, "trusted") == 0	 ? IDENTITY_TRUSTED
 									 : IDENTITY_OUTSIDE;
 	}
-	cfg->nspf_allow = cfg->spf.allow_networks.n;
-	cfg->spf_allow = xcalloc(cfg->nspf_allow + 1, sizeof(*cfg->spf_allow));
-	for (size_t i = 0; i < cfg->nspf_allow; i++)
-		cidr_parse(cfg->spf.allow_networks.v[i], &cfg->spf_allow[i], &err); /* checked */
 	compile_senders(cfg, errs);
 	check_key_owners(cfg, errs);
 	if (cfg->dkim.fallback_domain[0] != '\0' &&
@@ -593,9 +616,9 @@ void settings_free_compiled(struct weir_config *cfg)
 {
 	free(cfg->trusted);
 	free(cfg->spf_allow);
-	for (size_t i = 0; i < cfg->nlocal; i++)
-		free(cfg->local[i]);
-	free(cfg->local);
+	domain_list_free(cfg->local, cfg->nlocal);
+	domain_list_free(cfg->spf_allow_helo, cfg->nspf_allow_helo);
+	domain_list_free(cfg->spf_allow_hosts, cfg->nspf_allow_hosts);
 	sender_map_free(cfg->sender_map);
 }
 

@@ -159,7 +159,8 @@ char *spf_received_value(const struct spf_outcome *o, const char *receiver,
 			 const char *client_ip, const char *helo, const char *sender,
 			 const char *identity)
 {
-	bool helo_id = sender == NULL || sender[0] == '\0';
+	bool no_sender = sender == NULL || sender[0] == '\0';
+	bool helo_id = no_sender || strcmp(identity, "helo") == 0;
 	const char *ip = client_ip != NULL ? client_ip : "";
 	struct buf b = {0};
 
@@ -207,7 +208,7 @@ char *spf_received_value(const struct spf_outcome *o, const char *receiver,
 	}
 	puts_(&b, ")");
 	put_pair(&b, "client-ip", ip);
-	if (!helo_id)
+	if (!no_sender)
 		put_pair(&b, "envelope-from", sender);
 	put_pair(&b, "helo", helo);
 	put_pair(&b, "receiver", receiver);
