@@ -46,6 +46,7 @@
 #include "lib/xalloc.h"
 #include "milter/mlfi.h"
 #include "policy/config.h"
+#include "policy/preflight.h"
 
 static const char *config_path;
 static volatile sig_atomic_t stopping;
@@ -150,6 +151,7 @@ static void write_pid_file(const struct weir_config *cfg)
 
 	if (geteuid() == 0 && daemon_lookup_user(cfg->user, &uid, &gid) < 0)
 		log_fatal("user %s: no such account (create it, or set 'user')", cfg->user);
+	preflight_prepare_store(cfg, uid, gid); /* still root: the SPF preflight's directory */
 	if (cfg->milter.pid_file[0] == '\0')
 		return;
 	if (daemon_pidfile_write(cfg->milter.pid_file, uid, gid, &err) < 0)
