@@ -7,6 +7,9 @@
  *	check		validate weir.conf; every error as file:line: text;
  *			exit 1 on any error
  *	keygen		make a DKIM key pair and print its DNS record
+ *	spf report	print the SPF preflight store (spf.preflight_db)
+ *	spf check	evaluate SPF for IP SENDER [HELO] as weir-milter would
+ *	spf preflight	the outbound preflight of one sender or domain
  *	defaults	print every setting with its built-in default
  *	settings	print every setting with its value in weir.conf
  *	version		print the version
@@ -15,15 +18,19 @@
  * the command table below. */
 #include "autoconf.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/dns_wait.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "policy/config.h"
 #include "policy/keygen.h"
+#include "policy/preflight.h"
+#include "policy/spf.h"
 
 struct command {
 	const char *name;
@@ -104,14 +111,240 @@ static int cmd_keygen(const char *conf, int argc, char **argv)
 	return keygen_main(argc, argv);
 }
 
+/* SPF: weirctl spf report|check|preflight [-c FILE] ... */
+
+static const char spf_usage[] =
+    "usage: weirctl spf report [-c FILE] [--prometheus]\n"
+    "       weirctl spf check [-c FILE] IP SENDER [HELO]\n"
+    "       weirctl spf preflight [-c FILE] SENDER-OR-DOMAIN\n"
+    "SENDER \"<>\" (or \"\") is the null sender: HELO is then required.\n";
+
+/* spf_options - the options after "spf SUB": -c FILE (into *conf),
+ * --prometheus (when prometheus is not NULL). Returns the index of the
+ * first operand in argv, or -1 after a usage message. */
+static int spf_options(int argc, char **argv, const char **conf, bool *prometheus)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"prometheus", no_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	optind = 0; /* glibc: start again on this argv */
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': *conf = optarg; break;
+		case 'p':
+			if (prometheus != NULL) {
+				*prometheus = true;
+				break;
+			}
+			/* fall through */
+		default: fputs(spf_usage, stderr); return -1;
+		case 'h': fputs(spf_usage, stdout); return -1;
+		}
+	}
+	return optind;
+}
+
+/* An SPF engine as weir-milter builds one for cfg */
+struct spf_setup {
+	struct dns_wait *dns;
+	struct spf_engine *spf;
+};
+
+static int spf_setup(const struct weir_config *cfg, struct spf_setup *s)
+{
+	const char *err;
+
+	s->spf = NULL;
+	s->dns = dns_wait_new(cfg->resolver, cfg->resolver_timeout, &err);
+	if (s->dns == NULL) {
+		fprintf(stderr, "weirctl: resolver %s: %s\n", cfg->resolver, err);
+		return -1;
+	}
+	s->spf = spf_engine_new(s->dns, &err);
+	if (s->spf == NULL) {
+		fprintf(stderr, "weirctl: SPF: %s\n", err);
+		dns_wait_free(s->dns);
+		return -1;
+	}
+	spf_engine_set_timeout(s->spf, cfg->spf.timeout);
+	spf_engine_set_receiver(s->spf, cfg->hostname);
+	return 0;
+}
+
+static void spf_teardown(struct spf_setup *s)
+{
+	spf_engine_free(s->spf);
+	dns_wait_free(s->dns);
+}
+
+static int spf_report(const char *conf, int argc, char **argv)
+{
+	struct weir_config *cfg;
+	bool prometheus = false;
+	char *err = NULL;
+	int i, rc = 0;
+
+	if ((i = spf_options(argc, argv, &conf, &prometheus)) < 0)
+		return 2;
+	if (i != argc) {
+		fputs(spf_usage, stderr);
+		return 2;
+	}
+	if ((cfg = config_load_reported(conf, 0, true, NULL)) == NULL)
+		return 1;
+	if (preflight_report(cfg->spf.preflight_db, stdout, prometheus, &err) < 0) {
+		fprintf(stderr, "weirctl spf report: %s\n", err);
+		free(err);
+		rc = 1;
+	}
+	config_unref(cfg);
+	return rc;
+}
+
+/* null_sender - "" or "<>" */
+static bool null_sender(const char *s)
+{
+	return s[0] == '\0' || strcmp(s, "<>") == 0;
+}
+
+static int spf_check_cmd(const char *conf, int argc, char **argv)
+{
+	const char *ip, *sender, *helo;
+	struct weir_config *cfg;
+	struct spf_setup s;
+	struct spf_outcome o;
+	char *addr, *received;
+	size_t len;
+	int i, rc;
+
+	if ((i = spf_options(argc, argv, &conf, NULL)) < 0)
+		return 2;
+	if (argc - i < 2 || argc - i > 3 || (null_sender(argv[i + 1]) && argc - i < 3)) {
+		fputs(spf_usage, stderr);
+		return 2;
+	}
+	ip = argv[i];
+	sender = argv[i + 1];
+	helo = argc - i == 3 ? argv[i + 2] : "";
+	len = strlen(sender);
+	addr = len >= 2 && sender[0] == '<' && sender[len - 1] == '>'
+	           ? xstrndup(sender + 1, len - 2)
+	           : xstrdup(sender);
+	if ((cfg = config_load_reported(conf, 0, true, NULL)) == NULL) {
+		free(addr);
+		return 1;
+	}
+	if (spf_setup(cfg, &s) < 0) {
+		free(addr);
+		config_unref(cfg);
+		return 1;
+	}
+	/* as weir-milter: the null sender's identity is the HELO name */
+	if (addr[0] == '\0')
+		rc = spf_check_helo(s.spf, ip, helo, &o);
+	else
+		rc = spf_check(s.spf, ip, helo, addr, &o);
+	if (rc < 0) {
+		fprintf(stderr, "weirctl spf check: %s: %s\n", ip,
+		        o.reason != NULL ? o.reason : "unusable");
+		rc = 2;
+	} else {
+		received = spf_received_value(&o, cfg->hostname, ip, helo, addr,
+		                              addr[0] == '\0' ? "helo" : "mailfrom");
+		printf("result: %s\n", spf_result_name(o.result));
+		printf("reason: %s\n", o.reason != NULL ? o.reason : "");
+		if (o.explanation != NULL && o.explanation[0] != '\0')
+			printf("explanation: %s\n", o.explanation);
+		printf("Received-SPF: %s\n", received);
+		free(received);
+		rc = 0;
+	}
+	spf_outcome_free(&o);
+	spf_teardown(&s);
+	config_unref(cfg);
+	free(addr);
+	return rc;
+}
+
+static int spf_preflight_cmd(const char *conf, int argc, char **argv)
+{
+	struct preflight_result r;
+	struct weir_config *cfg;
+	struct preflight *p;
+	struct spf_setup s;
+	char *sender;
+	int i, rc = 0;
+
+	if ((i = spf_options(argc, argv, &conf, NULL)) < 0)
+		return 2;
+	if (argc - i != 1 || null_sender(argv[i])) {
+		fputs(spf_usage, stderr);
+		return 2;
+	}
+	/* a bare domain: its postmaster, as the null sender's check would */
+	sender =
+	    strchr(argv[i], '@') != NULL ? xstrdup(argv[i]) : xasprintf("postmaster@%s", argv[i]);
+	if ((cfg = config_load_reported(conf, 0, true, NULL)) == NULL) {
+		free(sender);
+		return 1;
+	}
+	if (spf_setup(cfg, &s) < 0) {
+		free(sender);
+		config_unref(cfg);
+		return 1;
+	}
+	log_set_level(LOG_LEVEL_ERROR); /* the reason is printed below */
+	p = preflight_new(cfg, s.spf, s.dns);
+	if (preflight_check_flags(p, sender, PREFLIGHT_NO_STORE, &r) < 0) {
+		fprintf(stderr, "weirctl spf preflight: %s\n", r.reason);
+		rc = 1;
+	} else {
+		printf("sender %s, domain %s, HELO %s\n", sender, r.domain, cfg->hostname);
+		for (size_t k = 0; k < r.naddrs; k++) {
+			const struct preflight_addr *a = &r.addrs[k];
+			printf("  %-39s %-9s %s\n", a->ip, spf_result_name(a->result),
+			       a->reason != NULL ? a->reason : "");
+			if (a->result == SPF_RES_FAIL || a->result == SPF_RES_PERMERROR)
+				rc = 1;
+		}
+		printf("worst: %s (%s)\n", spf_result_name(r.worst), r.ip);
+	}
+	preflight_result_free(&r);
+	preflight_free(p);
+	spf_teardown(&s);
+	config_unref(cfg);
+	free(sender);
+	return rc;
+}
+
+static int cmd_spf(const char *conf, int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "report") == 0)
+		return spf_report(conf, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "check") == 0)
+		return spf_check_cmd(conf, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "preflight") == 0)
+		return spf_preflight_cmd(conf, argc - 1, argv + 1);
+	fputs(spf_usage, stderr);
+	return 2;
+}
+
 static const struct command commands[] = {
-	{"check", cmd_check, "validate weir.conf"},
-	{"keygen", cmd_keygen,
-	 "--domain D --selector S [--algorithm rsa|ed25519] [--bits N] [--output FILE]: "
-	 "a DKIM key and its DNS record"},
-	{"defaults", cmd_defaults, "print every setting with its built-in default"},
-	{"settings", cmd_settings, "print every setting as weir.conf sets it"},
-	{"version", cmd_version, "print the version"},
+    {"check", cmd_check, "validate weir.conf"},
+    {"keygen", cmd_keygen,
+     "--domain D --selector S [--algorithm rsa|ed25519] [--bits N] [--output FILE]: "
+     "a DKIM key and its DNS record"},
+    {"spf", cmd_spf,
+     "report [--prometheus] | check IP SENDER [HELO] | preflight SENDER-OR-DOMAIN: "
+     "SPF tools"},
+    {"defaults", cmd_defaults, "print every setting with its built-in default"},
+    {"settings", cmd_settings, "print every setting as weir.conf sets it"},
+    {"version", cmd_version, "print the version"},
 };
 
 static void usage(FILE *out)
@@ -130,15 +363,9 @@ int main(int argc, char **argv)
 	log_open("weirctl", true, "mail");
 	while ((c = getopt(argc, argv, "+c:h")) != -1) {
 		switch (c) {
-		case 'c':
-			conf = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		case 'c': conf = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
 		}
 	}
 	if (optind >= argc) {
