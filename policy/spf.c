@@ -2,13 +2,27 @@
  *
  * libspf2 asks a stack of DNS layers (spf_dns.h). weir builds, per thread:
  *
- *   SPF_server_t -> void counter (ours) -> libspf2 cache -> weir layer
- *                                                             |
- *                                            dns_wait_query (libunbound)
+ *   SPF_server_t -> void counter (ours) -> weir layer -> lookup function
+ *                                                         |
+ *                           dns_wait_query (libunbound), or the function
+ *                           given to spf_engine_new_lookup (tests, fuzzing)
  *
- * The weir layer turns libunbound's rdata into SPF_dns_rr_t records and
+ * The weir layer turns the lookup's rdata into SPF_dns_rr_t records and
  * DNS_WAIT_* results into h_errno values: NONE -> HOST_NOT_FOUND/NO_DATA,
  * TEMPFAIL and TIMEOUT -> TRY_AGAIN (libspf2 then says temperror).
+ *
+ * There is no libspf2 cache layer. SPF_dns_cache_new (1.2.10) keeps every
+ * answer at least 30 s and failures (TRY_AGAIN included), TXT and reverse
+ * answers at least 30 minutes: one resolver hiccup, or one check that ran
+ * out of time, would have made every check of that domain in that thread
+ * a temperror for half an hour, and a changed SPF record invisible as
+ * long. libunbound caches underneath, by the records' own TTLs.
+ *
+ * Time bound (spf_engine_set_timeout): run_check notes when the check
+ * started (monotonic clock, thread-local); once the bound has passed, the
+ * weir layer answers TRY_AGAIN without asking and the outcome is
+ * temperror. A lookup already under way is bounded by the resolver's own
+ * limit, so a check can overrun the bound by at most one such lookup.
  *
  * libspf2's weak spots (CVE-2021-20314, CVE-2021-33912, CVE-2021-33913:
  * buffer overruns in macro expansion, SPF_record_expand_data) are reached
@@ -21,13 +35,15 @@
  *  - replaces any TXT record that starts with "v=spf1" and is longer than
  *    SPF_MAX_RECORD with a record libspf2 rejects as a syntax error, so the
  *    domain gets permerror instead of a long record reaching the compiler.
- * libspf2 1.2.10 does not count void lookups; the counter layer does
+ *
+ * Void lookups: libspf2 1.2.10 does not count them; the counter layer does
  * (A, AAAA, MX, PTR answers with no records) and turns more than
  * SPF_MAX_VOID_LOOKUPS into permerror after the evaluation.
  *
- * Thread safety: the libspf2 objects (server, cache, layers) are made per
+ * Thread safety: the libspf2 objects (server, layers) are made per
  * thread, on first use, and found again through a pthread key; only the
- * struct dns_wait underneath is shared (it is thread safe). */
+ * lookup function's context underneath is shared (struct dns_wait is
+ * thread safe; a caller's function must be). */
 #include "autoconf.h"
 
 #include <arpa/inet.h>
@@ -40,10 +56,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <spf2/spf.h>
 #include <spf2/spf_dns.h>
-#include <spf2/spf_dns_cache.h>
 
 #include "lib/dns_wait.h"
 #include "lib/xalloc.h"
@@ -58,7 +74,9 @@ struct spf_thread {
 };
 
 struct spf_engine {
-	struct dns_wait *dns;
+	spf_lookup_fn lookup;
+	void *lookup_ctx;
+	long timeout; /* seconds, 0: none */
 	char *receiver;
 	pthread_key_t key;
 	pthread_mutex_t lock; /* guards threads */
@@ -67,6 +85,8 @@ struct spf_engine {
 
 /* Per-check state of the calling thread: one check runs in one thread */
 static _Thread_local struct {
+	struct timespec start; /* CLOCK_MONOTONIC */
+	bool timed_out;
 	int voids;
 } check_state;
 
@@ -180,13 +200,33 @@ static void add_rdata(SPF_dns_rr_t *rr, ns_type t, const unsigned char *d, size_
 	}
 }
 
-/* weir_lookup - libspf2's DNS lookup through dns_wait. The caller (the
- * cache layer, or libspf2) frees the returned record. */
+/* past_deadline - whether this thread's check has run out of time */
+static bool past_deadline(const struct spf_engine *e)
+{
+	struct timespec now;
+	long long ms;
+
+	if (e->timeout <= 0)
+		return false;
+	if (check_state.timed_out)
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(now.tv_sec - check_state.start.tv_sec) * 1000 +
+	     (now.tv_nsec - check_state.start.tv_nsec) / 1000000;
+	if (ms >= (long long)e->timeout * 1000)
+		check_state.timed_out = true;
+	return check_state.timed_out;
+}
+
+/* weir_lookup - libspf2's DNS lookup through the engine's lookup
+ * function. libspf2 frees the returned record; never NULL but when
+ * memory runs out. */
 static SPF_dns_rr_t *weir_lookup(SPF_dns_server_t *layer, const char *domain, ns_type t,
 				 int should_cache)
 {
-	struct dns_wait *dns = layer->hook;
+	struct spf_engine *e = layer->hook;
 	struct dns_wait_answer ans;
+	enum dns_wait_result r;
 	SPF_dns_rr_t *rr;
 
 	(void)should_cache;
@@ -194,15 +234,16 @@ static SPF_dns_rr_t *weir_lookup(SPF_dns_server_t *layer, const char *domain, ns
 		return SPF_dns_rr_new_init(layer, domain, t, 0, HOST_NOT_FOUND);
 	if (t != ns_t_a && t != ns_t_aaaa && t != ns_t_mx && t != ns_t_txt && t != ns_t_ptr)
 		return SPF_dns_rr_new_init(layer, domain, t, 0, NO_DATA); /* type SPF (99) */
-	switch (dns_wait_query(dns, domain, (int)t, &ans)) {
-	case DNS_WAIT_OK:
-		break;
-	case DNS_WAIT_NONE:
+	if (past_deadline(e))
+		return SPF_dns_rr_new_init(layer, domain, t, 0, TRY_AGAIN);
+	memset(&ans, 0, sizeof(ans));
+	r = e->lookup(e->lookup_ctx, domain, (int)t, &ans);
+	if (r != DNS_WAIT_OK) {
+		dns_wait_answer_free(&ans);
 		/* dns_wait does not tell NXDOMAIN from NODATA; libspf2 treats
 		 * both alike for SPF purposes (no record, void lookup). */
-		return SPF_dns_rr_new_init(layer, domain, t, 0, HOST_NOT_FOUND);
-	default:
-		return SPF_dns_rr_new_init(layer, domain, t, 0, TRY_AGAIN);
+		return SPF_dns_rr_new_init(layer, domain, t, 0,
+					   r == DNS_WAIT_NONE ? HOST_NOT_FOUND : TRY_AGAIN);
 	}
 	rr = SPF_dns_rr_new_init(layer, domain, t, (int)ans.ttl, NETDB_SUCCESS);
 	if (rr != NULL) {
@@ -224,8 +265,8 @@ static SPF_dns_rr_t *count_lookup(SPF_dns_server_t *layer, const char *domain, n
 	SPF_dns_rr_t *rr = SPF_dns_lookup(layer->layer_below, domain, t, should_cache);
 
 	if (rr != NULL && t != ns_t_txt &&
-	    (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA ||
-	     (rr->herrno == NETDB_SUCCESS && rr->num_rr == 0)))
+		 (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA ||
+		  (rr->herrno == NETDB_SUCCESS && rr->num_rr == 0)))
 		check_state.voids++;
 	return rr;
 }
@@ -254,17 +295,12 @@ static SPF_dns_server_t *layer_new(SPF_dns_lookup_t lookup, SPF_dns_server_t *be
 static SPF_server_t *thread_server(struct spf_engine *e)
 {
 	struct spf_thread *t = pthread_getspecific(e->key);
-	SPF_dns_server_t *bottom, *cache, *top;
+	SPF_dns_server_t *bottom, *top;
 
 	if (t != NULL)
 		return t->server;
-	bottom = layer_new(weir_lookup, NULL, "weir", e->dns);
-	cache = SPF_dns_cache_new(bottom, "cache", 0, 8);
-	if (cache == NULL) {
-		SPF_dns_free(bottom);
-		return NULL;
-	}
-	top = layer_new(count_lookup, cache, "void-count", NULL);
+	bottom = layer_new(weir_lookup, NULL, "weir", e);
+	top = layer_new(count_lookup, bottom, "void-count", NULL);
 	t = xcalloc(1, sizeof(*t));
 	t->engine = e;
 	t->server = SPF_server_new_dns(top, 0);
@@ -317,16 +353,24 @@ static void thread_exit(void *arg)
 	pthread_mutex_unlock(&e->lock);
 }
 
-struct spf_engine *spf_engine_new(struct dns_wait *dns, const char **err_r)
+/* dns_lookup - spf_lookup_fn of an engine on a struct dns_wait */
+static enum dns_wait_result dns_lookup(void *ctx, const char *name, int rrtype,
+				       struct dns_wait_answer *ans)
+{
+	return dns_wait_query(ctx, name, rrtype, ans);
+}
+
+struct spf_engine *spf_engine_new_lookup(spf_lookup_fn fn, void *ctx, const char **err_r)
 {
 	struct spf_engine *e;
 
-	if (dns == NULL) {
-		*err_r = "SPF needs a resolver";
+	if (fn == NULL) {
+		*err_r = "SPF needs a lookup function";
 		return NULL;
 	}
 	e = xcalloc(1, sizeof(*e));
-	e->dns = dns;
+	e->lookup = fn;
+	e->lookup_ctx = ctx;
 	if (pthread_key_create(&e->key, thread_exit) != 0) {
 		*err_r = "cannot create a thread key";
 		free(e);
@@ -334,6 +378,20 @@ struct spf_engine *spf_engine_new(struct dns_wait *dns, const char **err_r)
 	}
 	pthread_mutex_init(&e->lock, NULL);
 	return e;
+}
+
+struct spf_engine *spf_engine_new(struct dns_wait *dns, const char **err_r)
+{
+	if (dns == NULL) {
+		*err_r = "SPF needs a resolver";
+		return NULL;
+	}
+	return spf_engine_new_lookup(dns_lookup, dns, err_r);
+}
+
+void spf_engine_set_timeout(struct spf_engine *e, long secs)
+{
+	e->timeout = secs > 0 ? secs : 0;
 }
 
 void spf_engine_set_receiver(struct spf_engine *e, const char *name)
@@ -436,6 +494,55 @@ static char *copy_or_null(const char *s)
 	return s != NULL ? xstrdup(s) : NULL;
 }
 
+/* start_check - reset this thread's per-check state */
+static void start_check(void)
+{
+	memset(&check_state, 0, sizeof(check_state));
+	clock_gettime(CLOCK_MONOTONIC, &check_state.start);
+}
+
+/* set_result - fill out from libspf2's response to one query */
+static void set_result(struct spf_engine *e, SPF_response_t *resp, SPF_errcode_t err,
+		       struct spf_outcome *out)
+{
+	char reason[160];
+
+	reason[0] = '\0';
+	out->result = map_result(SPF_response_result(resp));
+	/* libspf2 1.2.10 leaves the result "invalid" when fetching the
+	 * domain's own record fails (SPF_request_query_record): a temporary
+	 * DNS failure there is temperror (RFC 7208 4.4), no record is none. */
+	if (SPF_response_result(resp) == SPF_RESULT_INVALID) {
+		if (err == SPF_E_DNS_ERROR)
+			out->result = SPF_RES_TEMPERROR;
+		else if (err == SPF_E_NOT_SPF)
+			out->result = compile_error(resp, reason, sizeof(reason)) ? SPF_RES_PERMERROR
+										  : SPF_RES_NONE;
+	}
+	if (reason[0] == '\0' && err != SPF_E_SUCCESS && out->result != SPF_RES_PASS)
+		snprintf(reason, sizeof(reason), "%s", SPF_strerror(err));
+	if (reason[0] == '\0')
+		snprintf(reason, sizeof(reason), "%s", SPF_strreason(SPF_response_reason(resp)));
+	if (check_state.timed_out) {
+		/* every lookup after the bound failed; whatever libspf2 made
+		 * of that (it ignores failures while validating %{p}), the
+		 * check did not finish */
+		out->result = SPF_RES_TEMPERROR;
+		snprintf(reason, sizeof(reason), "SPF check not done within %ld s", e->timeout);
+	} else if (check_state.voids > SPF_MAX_VOID_LOOKUPS &&
+		   out->result != SPF_RES_TEMPERROR && out->result != SPF_RES_PERMERROR) {
+		out->result = SPF_RES_PERMERROR;
+		snprintf(reason, sizeof(reason), "more than %d void DNS lookups (RFC 7208 4.6.4)",
+			 SPF_MAX_VOID_LOOKUPS);
+	} else {
+		out->explanation = copy_or_null(SPF_response_get_explanation(resp));
+		out->received_spf = copy_or_null(SPF_response_get_received_spf_value(resp));
+	}
+	out->result_name = spf_result_name(out->result);
+	free(out->reason);
+	out->reason = xstrdup(reason);
+}
+
 /* run_check - one evaluation; sender NULL: the HELO identity */
 static int run_check(struct spf_engine *e, const char *client_ip, const char *helo,
 		     const char *sender, struct spf_outcome *out)
@@ -443,13 +550,14 @@ static int run_check(struct spf_engine *e, const char *client_ip, const char *he
 	SPF_server_t *server;
 	SPF_request_t *req;
 	SPF_response_t *resp = NULL;
-	SPF_errcode_t err;
-	char reason[160];
+	SPF_errcode_t err = SPF_E_SUCCESS;
 
 	memset(out, 0, sizeof(*out));
 	set_outcome(out, SPF_RES_TEMPERROR, NULL);
 	if (check_inputs(helo, sender, out) < 0)
 		return 0;
+	if (client_ip == NULL)
+		client_ip = "";
 	if ((server = thread_server(e)) == NULL || (req = SPF_request_new(server)) == NULL) {
 		set_outcome(out, SPF_RES_TEMPERROR, "cannot set up libspf2");
 		return 0;
@@ -469,41 +577,14 @@ static int run_check(struct spf_engine *e, const char *client_ip, const char *he
 		set_outcome(out, SPF_RES_NONE, "no usable identity to check");
 		return 0;
 	}
-	check_state.voids = 0;
+	start_check();
 	err = SPF_request_query_mailfrom(req, &resp);
-	reason[0] = '\0';
 	if (resp == NULL) {
-		SPF_request_free(req);
 		set_outcome(out, SPF_RES_TEMPERROR, SPF_strerror(err));
-		return 0;
-	}
-	out->result = map_result(SPF_response_result(resp));
-	/* libspf2 1.2.10 leaves the result "invalid" when fetching the
-	 * domain's own record fails (SPF_request_query_record): a temporary
-	 * DNS failure there is temperror (RFC 7208 4.4), no record is none. */
-	if (SPF_response_result(resp) == SPF_RESULT_INVALID) {
-		if (err == SPF_E_DNS_ERROR)
-			out->result = SPF_RES_TEMPERROR;
-		else if (err == SPF_E_NOT_SPF)
-			out->result = compile_error(resp, reason, sizeof(reason)) ? SPF_RES_PERMERROR
-										  : SPF_RES_NONE;
-	}
-	if (reason[0] == '\0' && err != SPF_E_SUCCESS && out->result != SPF_RES_PASS)
-		snprintf(reason, sizeof(reason), "%s", SPF_strerror(err));
-	if (reason[0] == '\0')
-		snprintf(reason, sizeof(reason), "%s", SPF_strreason(SPF_response_reason(resp)));
-	if (check_state.voids > SPF_MAX_VOID_LOOKUPS && out->result != SPF_RES_TEMPERROR &&
-	    out->result != SPF_RES_PERMERROR) {
-		out->result = SPF_RES_PERMERROR;
-		snprintf(reason, sizeof(reason), "more than %d void DNS lookups (RFC 7208 4.6.4)",
-			 SPF_MAX_VOID_LOOKUPS);
 	} else {
-		out->explanation = copy_or_null(SPF_response_get_explanation(resp));
-		out->received_spf = copy_or_null(SPF_response_get_received_spf_value(resp));
+		set_result(e, resp, err, out);
+		SPF_response_free(resp);
 	}
-	out->result_name = spf_result_name(out->result);
-	out->reason = xstrdup(reason);
-	SPF_response_free(resp);
 	SPF_request_free(req);
 	return 0;
 }
