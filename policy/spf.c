@@ -40,6 +40,25 @@
  * (A, AAAA, MX, PTR answers with no records) and turns more than
  * SPF_MAX_VOID_LOOKUPS into permerror after the evaluation.
  *
+ * libspf2's messages (spf_log.h): SPF_error_handler, SPF_warning_handler,
+ * SPF_info_handler and SPF_debug_handler are process-wide function
+ * pointers; the first engine sets them once (pthread_once) to functions
+ * that log through lib/log.h ("libspf2 where=FILE:LINE msg=..."). After a
+ * warning, info or debug message libspf2 goes on. After an error it does
+ * not: SPF_errorx and SPF_errorv call the handler and then abort()
+ * unconditionally (also when the pointer is NULL). In 1.2.10 the errors
+ * are "cannot happen" checks made before the bad access: SPF_ASSERT_NOTNULL,
+ * a DNS layer that returned NULL (SPF_dns_lookup), a macro expansion that
+ * would not fit the length its first pass computed (SPF_record_expand_data),
+ * gethostname or the built-in explanation failing (SPF_server_new_dns),
+ * reason 2MX without a RCPT domain (weir never asks for 2MX). So while a
+ * thread evaluates (query), weir's error handler logs and siglongjmps back
+ * to query instead: that check is temperror, and the response libspf2 was
+ * building is abandoned, not freed (its state is unknown; a few KB leak,
+ * logged). libspf2 holds no lock then (there is no cache layer) and its
+ * server is only read during a check, so the thread goes on using it.
+ * Anywhere else the handler logs and aborts, as libspf2 would have.
+ *
  * Thread safety: the libspf2 objects (server, layers) are made per
  * thread, on first use, and found again through a pthread key; only the
  * lookup function's context underneath is shared (struct dns_wait is
@@ -50,6 +69,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -62,6 +82,7 @@
 #include <spf2/spf_dns.h>
 
 #include "lib/dns_wait.h"
+#include "lib/log.h"
 #include "lib/xalloc.h"
 #include "policy/spf.h"
 
@@ -88,6 +109,7 @@ static _Thread_local struct {
 	struct timespec start; /* CLOCK_MONOTONIC */
 	bool timed_out;
 	int voids;
+	sigjmp_buf *escape; /* set while libspf2 evaluates */
 } check_state;
 
 /* spf_result_name - RFC 7208 name of r (static) */
@@ -220,7 +242,7 @@ static bool past_deadline(const struct spf_engine *e)
 
 /* weir_lookup - libspf2's DNS lookup through the engine's lookup
  * function. libspf2 frees the returned record; never NULL but when
- * memory runs out. */
+ * memory runs out (libspf2 then calls its error handler). */
 static SPF_dns_rr_t *weir_lookup(SPF_dns_server_t *layer, const char *domain, ns_type t,
 				 int should_cache)
 {
@@ -353,6 +375,64 @@ static void thread_exit(void *arg)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* libspf2_message - one of libspf2's messages, as a log line */
+static void libspf2_message(enum log_level level, const char *file, int line, const char *msg)
+{
+	const char *base = file != NULL ? strrchr(file, '/') : NULL;
+	struct kvline kv;
+
+	kv_init(&kv);
+	kv_addf(&kv, "where", "%s:%d", base != NULL ? base + 1 : file != NULL ? file : "?",
+		line);
+	kv_add(&kv, "msg", msg != NULL ? msg : "");
+	switch (level) {
+	case LOG_LEVEL_ERROR: log_error("libspf2 %s", kv_str(&kv)); break;
+	case LOG_LEVEL_WARNING: log_warning("libspf2 %s", kv_str(&kv)); break;
+	case LOG_LEVEL_INFO: log_info("libspf2 %s", kv_str(&kv)); break;
+	default: log_debug("libspf2 %s", kv_str(&kv)); break;
+	}
+	kv_free(&kv);
+}
+
+/* libspf2_error - SPF_error_handler: libspf2 would abort() on return, so
+ * leave the check instead when one is running (see the head comment) */
+static __attribute__((noreturn)) void libspf2_error(const char *file, int line,
+						      const char *msg)
+{
+	sigjmp_buf *escape = check_state.escape;
+
+	libspf2_message(LOG_LEVEL_ERROR, file, line, msg);
+	if (escape != NULL) {
+		check_state.escape = NULL;
+		siglongjmp(*escape, 1);
+	}
+	log_panic("libspf2 internal error outside an SPF check");
+}
+
+static void libspf2_warning(const char *file, int line, const char *msg)
+{
+	libspf2_message(LOG_LEVEL_WARNING, file, line, msg);
+}
+
+static void libspf2_info(const char *file, int line, const char *msg)
+{
+	libspf2_message(LOG_LEVEL_INFO, file, line, msg);
+}
+
+static void libspf2_debug(const char *file, int line, const char *msg)
+{
+	libspf2_message(LOG_LEVEL_DEBUG, file, line, msg);
+}
+
+/* set_handlers - once per process: libspf2's handlers are global */
+static void set_handlers(void)
+{
+	SPF_error_handler = libspf2_error;
+	SPF_warning_handler = libspf2_warning;
+	SPF_info_handler = libspf2_info;
+	SPF_debug_handler = libspf2_debug;
+}
+
 /* dns_lookup - spf_lookup_fn of an engine on a struct dns_wait */
 static enum dns_wait_result dns_lookup(void *ctx, const char *name, int rrtype,
 				       struct dns_wait_answer *ans)
@@ -362,12 +442,14 @@ static enum dns_wait_result dns_lookup(void *ctx, const char *name, int rrtype,
 
 struct spf_engine *spf_engine_new_lookup(spf_lookup_fn fn, void *ctx, const char **err_r)
 {
+	static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
 	struct spf_engine *e;
 
 	if (fn == NULL) {
 		*err_r = "SPF needs a lookup function";
 		return NULL;
 	}
+	pthread_once(&handlers_once, set_handlers);
 	e = xcalloc(1, sizeof(*e));
 	e->lookup = fn;
 	e->lookup_ctx = ctx;
@@ -494,6 +576,21 @@ static char *copy_or_null(const char *s)
 	return s != NULL ? xstrdup(s) : NULL;
 }
 
+/* query - SPF_request_query_mailfrom; -1 when libspf2 gave up with an
+ * internal error (see the head comment: *resp_r is then abandoned) */
+static int query(SPF_request_t *req, SPF_response_t **resp_r, SPF_errcode_t *err_r)
+{
+	sigjmp_buf escape;
+
+	*resp_r = NULL;
+	if (sigsetjmp(escape, 0) != 0)
+		return -1; /* libspf2_error cleared check_state.escape */
+	check_state.escape = &escape;
+	*err_r = SPF_request_query_mailfrom(req, resp_r);
+	check_state.escape = NULL;
+	return 0;
+}
+
 /* start_check - reset this thread's per-check state */
 static void start_check(void)
 {
@@ -578,8 +675,10 @@ static int run_check(struct spf_engine *e, const char *client_ip, const char *he
 		return 0;
 	}
 	start_check();
-	err = SPF_request_query_mailfrom(req, &resp);
-	if (resp == NULL) {
+	if (query(req, &resp, &err) < 0) {
+		log_error("spf libspf2 gave up on this check (its memory is not freed)");
+		set_outcome(out, SPF_RES_TEMPERROR, "internal error in libspf2");
+	} else if (resp == NULL) {
 		set_outcome(out, SPF_RES_TEMPERROR, SPF_strerror(err));
 	} else {
 		set_result(e, resp, err, out);
