@@ -38,7 +38,12 @@
  *
  * Void lookups: libspf2 1.2.10 does not count them; the counter layer does
  * (A, AAAA, MX, PTR answers with no records) and turns more than
- * SPF_MAX_VOID_LOOKUPS into permerror after the evaluation.
+ * SPF_MAX_VOID_LOOKUPS into permerror after the evaluation. RFC 7208 4.6.4
+ * counts the lookups of terms only, so the lookups libspf2 makes to expand
+ * the %{p} macro (SPF_dns_get_client_dom: a PTR lookup of the client
+ * address, then A or AAAA lookups of the names it gave, in order, until
+ * one holds the client address; all with should_cache false, which no
+ * mechanism uses for PTR) are recognised by that pattern and not counted.
  *
  * libspf2's messages (spf_log.h): SPF_error_handler, SPF_warning_handler,
  * SPF_info_handler and SPF_debug_handler are process-wide function
@@ -104,11 +109,20 @@ struct spf_engine {
 	struct spf_thread *threads;
 };
 
+/* Names libspf2 validates for %{p}: SPF_MAX_DNS_PTR (spf_dns.c) */
+#define P_NAMES 10
+
 /* Per-check state of the calling thread: one check runs in one thread */
 static _Thread_local struct {
 	struct timespec start; /* CLOCK_MONOTONIC */
 	bool timed_out;
 	int voids;
+	int client_af; /* AF_INET or AF_INET6, as libspf2 parsed it */
+	unsigned char client[16];
+	/* %{p} validation under way: names p_next..p_count-1 are still to
+	 * be looked up (see count_lookup) */
+	char p_names[P_NAMES][SPF_MAX_DOMAIN + 2];
+	int p_next, p_count;
 	sigjmp_buf *escape; /* set while libspf2 evaluates */
 } check_state;
 
@@ -278,15 +292,72 @@ static SPF_dns_rr_t *weir_lookup(SPF_dns_server_t *layer, const char *domain, ns
 	return rr;
 }
 
+/* has_client - whether an A or AAAA answer holds the client address */
+static bool has_client(const SPF_dns_rr_t *rr)
+{
+	for (int i = 0; i < rr->num_rr; i++) {
+		if (check_state.client_af == AF_INET && rr->rr_type == ns_t_a &&
+		    memcmp(&rr->rr[i]->a, check_state.client, 4) == 0)
+			return true;
+		if (check_state.client_af == AF_INET6 && rr->rr_type == ns_t_aaaa &&
+		    memcmp(&rr->rr[i]->aaaa, check_state.client, 16) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* p_macro_lookup - whether this lookup is one libspf2 makes to validate
+ * the client's name for %{p} (SPF_dns_get_client_dom), tracking where
+ * that validation is. Its PTR lookup is the only one with should_cache
+ * false; the A or AAAA lookups follow it at once, one per PTR name, in
+ * order (up to P_NAMES), until one holds the client address. */
+static bool p_macro_lookup(const char *domain, ns_type t, int should_cache)
+{
+	ns_type want = check_state.client_af == AF_INET ? ns_t_a : ns_t_aaaa;
+
+	if (t == ns_t_ptr && !should_cache)
+		return true;
+	if (check_state.p_next < check_state.p_count && !should_cache && t == want &&
+	    strcasecmp(domain, check_state.p_names[check_state.p_next]) == 0) {
+		check_state.p_next++;
+		return true;
+	}
+	check_state.p_count = check_state.p_next = 0; /* that validation is over */
+	return false;
+}
+
+/* p_macro_answer - note what a %{p} lookup found */
+static void p_macro_answer(ns_type t, const SPF_dns_rr_t *rr)
+{
+	if (t != ns_t_ptr) {
+		if (has_client(rr))
+			check_state.p_count = check_state.p_next = 0;
+		return;
+	}
+	check_state.p_count = check_state.p_next = 0;
+	for (int i = 0; i < rr->num_rr && i < P_NAMES; i++) {
+		const char *name = rr->rr[i]->ptr;
+		if (strlen(name) >= sizeof(check_state.p_names[0]))
+			break; /* cannot happen: weir_lookup made it */
+		strcpy(check_state.p_names[check_state.p_count++], name);
+	}
+}
+
 /* count_lookup - the top layer: counts void lookups of this thread's
  * current check (RFC 7208 4.6.4: a, mx, ptr, exists terms; TXT lookups
- * are the record's own, or exp=, which must not count) */
+ * are the record's own, or exp=, which must not count; nor do those made
+ * for %{p}) */
 static SPF_dns_rr_t *count_lookup(SPF_dns_server_t *layer, const char *domain, ns_type t,
 				  int should_cache)
 {
+	bool p_macro = p_macro_lookup(domain, t, should_cache);
 	SPF_dns_rr_t *rr = SPF_dns_lookup(layer->layer_below, domain, t, should_cache);
 
-	if (rr != NULL && t != ns_t_txt &&
+	if (rr == NULL)
+		return NULL;
+	if (p_macro)
+		p_macro_answer(t, rr);
+	else if (t != ns_t_txt &&
 		 (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA ||
 		  (rr->herrno == NETDB_SUCCESS && rr->num_rr == 0)))
 		check_state.voids++;
@@ -592,10 +663,15 @@ static int query(SPF_request_t *req, SPF_response_t **resp_r, SPF_errcode_t *err
 }
 
 /* start_check - reset this thread's per-check state */
-static void start_check(void)
+static void start_check(const char *client_ip)
 {
 	memset(&check_state, 0, sizeof(check_state));
 	clock_gettime(CLOCK_MONOTONIC, &check_state.start);
+	/* the order libspf2's request takes them in (run_check) */
+	if (inet_pton(AF_INET, client_ip, check_state.client) == 1)
+		check_state.client_af = AF_INET;
+	else if (inet_pton(AF_INET6, client_ip, check_state.client) == 1)
+		check_state.client_af = AF_INET6;
 }
 
 /* set_result - fill out from libspf2's response to one query */
@@ -674,7 +750,7 @@ static int run_check(struct spf_engine *e, const char *client_ip, const char *he
 		set_outcome(out, SPF_RES_NONE, "no usable identity to check");
 		return 0;
 	}
-	start_check();
+	start_check(client_ip);
 	if (query(req, &resp, &err) < 0) {
 		log_error("spf libspf2 gave up on this check (its memory is not freed)");
 		set_outcome(out, SPF_RES_TEMPERROR, "internal error in libspf2");

@@ -1,7 +1,7 @@
 /* test-spf - policy/spf.c without a DNS server: input limits, bad
  * arguments, a resolver nobody answers (temperror), and, through
  * spf_engine_new_lookup, evaluations against a zone held in this file:
- * void lookups, the time
+ * void lookups (and the %{p} lookups that must not count), the time
  * bound on a whole check, temporary failures, oversized records. The
  * RFC 7208 suite against a real DNS server is tests/spf/rfc7208.sh. */
 #include "autoconf.h"
@@ -120,6 +120,20 @@ static const struct rec zone_recs[] = {
 	{"mx.example.com", T_A, "198.51.100.25"},
 	{"voids2.example", T_TXT, "v=spf1 a:no1.example a:no2.example -all"},
 	{"voids3.example", T_TXT, "v=spf1 a:no1.example a:no2.example a:no3.example -all"},
+	/* %{p}: 192.0.2.9's names; only the last one resolves back to it */
+	{"9.2.0.192.in-addr.arpa", T_PTR, "gone1.example"},
+	{"9.2.0.192.in-addr.arpa", T_PTR, "gone2.example"},
+	{"9.2.0.192.in-addr.arpa", T_PTR, "gone3.example"},
+	{"9.2.0.192.in-addr.arpa", T_PTR, "host.p.example"},
+	{"host.p.example", T_A, "192.0.2.9"},
+	{"p.example", T_TXT, "v=spf1 exists:%{p}.ok.p.example -all"},
+	{"host.p.example.ok.p.example", T_A, "127.0.0.2"},
+	/* no name validates: %{p} is "unknown", one void lookup */
+	{"10.2.0.192.in-addr.arpa", T_PTR, "gone1.example"},
+	{"10.2.0.192.in-addr.arpa", T_PTR, "gone2.example"},
+	{"10.2.0.192.in-addr.arpa", T_PTR, "gone3.example"},
+	/* voids after %{p} still count */
+	{"pv.example", T_TXT, "v=spf1 exists:%{p}.no.example a:no1.example a:no2.example -all"},
 	/* ten lookups, none matching: for the time bound */
 	{"slow.example", T_TXT,
 	 "v=spf1 a:a.example a:b.example a:c.example a:d.example a:e.example a:f.example "
@@ -192,6 +206,18 @@ static void test_zone(void)
 	test_assert_str(check(e, "192.0.2.1", "a@voids2.example", &o), "fail");
 	spf_outcome_free(&o);
 	test_assert_str(check(e, "192.0.2.1", "a@voids3.example", &o), "permerror");
+	test_assert(o.reason != NULL && strstr(o.reason, "void") != NULL);
+	spf_outcome_free(&o);
+	test_end();
+
+	test_begin("%{p}: its PTR and A lookups are not void lookups");
+	test_assert_str(check(e, "192.0.2.9", "a@p.example", &o), "pass");
+	spf_outcome_free(&o);
+	test_assert_str(check(e, "192.0.2.10", "a@p.example", &o), "fail");
+	spf_outcome_free(&o);
+	test_assert_str(check(e, "192.0.2.11", "a@p.example", &o), "fail"); /* no PTR */
+	spf_outcome_free(&o);
+	test_assert_str(check(e, "192.0.2.9", "a@pv.example", &o), "permerror");
 	test_assert(o.reason != NULL && strstr(o.reason, "void") != NULL);
 	spf_outcome_free(&o);
 	test_end();

@@ -100,9 +100,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "spf-check: %s\n", err);
 		return 2;
 	}
-	/* the RFC 7208 suite uses documentation prefixes, whose reverse zones
-	 * libunbound otherwise answers itself */
+	/* the RFC 7208 suite uses documentation and private (RFC 1918)
+	 * prefixes, whose reverse zones libunbound otherwise answers itself
+	 * (NXDOMAIN) */
 	dns_wait_zone_nodefault(dns, "2.0.192.in-addr.arpa.");
+	dns_wait_zone_nodefault(dns, "168.192.in-addr.arpa.");
 	dns_wait_zone_nodefault(dns, "8.b.d.0.1.0.0.2.ip6.arpa.");
 	spf_engine_set_receiver(engine, "receiver.weir.test");
 	while (fgets(buf, sizeof(buf), stdin) != NULL) {
