@@ -59,16 +59,24 @@ static void add_context(struct kvline *kv, const struct conn *c)
 enum mlfi_status decide(struct conn *c, const struct mlfi_io *io, enum rule rule,
 			const char *text)
 {
-	int action = rule_action(c->cfg, rule);
+	return decide_action(c, io, rule_names[rule], rule_action(c->cfg, rule), "5.7.1", "4.7.1",
+			     text);
+}
+
+enum mlfi_status decide_action(struct conn *c, const struct mlfi_io *io, const char *rule,
+			       int action, const char *esc_reject, const char *esc_tempfail,
+			       const char *text)
+{
 	bool dry = c->cfg->policy.dry_run;
 	bool temp = action == ACTION_TEMPFAIL;
-	char *reply = xasprintf("%s %s %s", temp ? "451" : "550", temp ? "4.7.1" : "5.7.1", text);
+	const char *esc = temp ? esc_tempfail : esc_reject;
+	char *reply = xasprintf("%s %s %s", temp ? "451" : "550", esc, text);
 	enum mlfi_status st = MLFI_CONTINUE;
 	struct kvline kv;
 
 	kv_init(&kv);
 	add_context(&kv, c);
-	kv_add(&kv, "rule", rule_names[rule]);
+	kv_add(&kv, "rule", rule);
 	kv_add(&kv, "action", action_names[action]);
 	if (dry)
 		kv_add(&kv, "dry_run", "yes");
@@ -90,14 +98,13 @@ enum mlfi_status decide(struct conn *c, const struct mlfi_io *io, enum rule rule
 		switch (action) {
 		case ACTION_REJECT:
 		case ACTION_TEMPFAIL:
-			if (io->setreply(io->handle, temp ? "451" : "550", temp ? "4.7.1" : "5.7.1",
-					 text) < 0)
+			if (io->setreply(io->handle, temp ? "451" : "550", esc, text) < 0)
 				log_warning("conn=%lu could not set the reply text", c->id);
 			st = temp ? MLFI_TEMPFAIL : MLFI_REJECT;
 			break;
 		case ACTION_HOLD:
 			if (c->msg != NULL && c->msg->hold == NULL)
-				c->msg->hold = xasprintf("weir %s: %s", rule_names[rule], text);
+				c->msg->hold = xasprintf("weir %s: %s", rule, text);
 			break;
 		case ACTION_ACCEPT:
 		case ACTION_LOG:
@@ -135,7 +142,8 @@ void log_message(struct conn *c, const char *decision, const char *reason, const
 	kv_add(&kv, "decision", decision);
 	if (reason)
 		kv_add(&kv, "reason", reason);
-	log_info("%s%s%s", kv_str(&kv), extra && extra[0] ? " " : "", extra ? extra : "");
+	log_info("%s%s%s%s%s", kv_str(&kv), m->spf_log ? " " : "", m->spf_log ? m->spf_log : "",
+		 extra && extra[0] ? " " : "", extra ? extra : "");
 	kv_free(&kv);
 	free(list);
 }

@@ -15,7 +15,6 @@
 #include "autoconf.h"
 
 #include <opendkim/dkim.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "lib/xalloc.h"
 #include "milter/dkim.h"
 #include "milter/session.h"
+#include "milter/state.h"
 #include "policy/address.h"
 #include "policy/dkim_keys.h"
 #include "policy/mailbox.h"
@@ -35,7 +35,7 @@
 /* What a configuration needs for DKIM; see config.h daemon_state. */
 struct dkim_state {
 	DKIM_LIB *lib;
-	struct dns_wait *dns;
+	struct dns_wait *dns; /* not owned (milter_state) */
 	const char **signhdrs;
 	const char **oversign;
 	long max_signatures;
@@ -54,8 +54,6 @@ struct dkim_msg {
 	const char *unsigned_reason;
 };
 
-static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static const char **strlist_array(const struct strlist *l)
 {
 	const char **v = xcalloc(l->n + 1, sizeof(*v));
@@ -65,13 +63,12 @@ static const char **strlist_array(const struct strlist *l)
 	return v;
 }
 
-static void state_free(void *p)
+void dkim_state_free(struct dkim_state *st)
 {
-	struct dkim_state *st = p;
-
+	if (st == NULL)
+		return;
 	if (st->lib)
 		dkim_close(st->lib);
-	dns_wait_free(st->dns);
 	free(st->signhdrs);
 	free(st->oversign);
 	free(st);
@@ -112,20 +109,16 @@ static DKIM_CBSTAT prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 	return DKIM_CBSTAT_CONTINUE;
 }
 
-/* state_new - libopendkim set up for cfg */
-static struct dkim_state *state_new(struct weir_config *cfg)
+struct dkim_state *dkim_state_new(struct weir_config *cfg, struct dns_wait *dns)
 {
 	struct dkim_state *st = xcalloc(1, sizeof(*st));
 	unsigned int flags = DKIM_LIBFLAGS_FIXCRLF | DKIM_LIBFLAGS_BADSIGHANDLES;
 	unsigned int timeout = (unsigned int)cfg->resolver_timeout;
 	uint64_t ttl = (uint64_t)cfg->dkim.expire;
-	const char *err = NULL;
 
 	st->max_signatures = cfg->dkim.max_signatures;
 	st->lib = dkim_init(NULL, NULL);
-	st->dns = dns_wait_new(cfg->resolver, cfg->resolver_timeout, &err);
-	if (st->dns == NULL)
-		log_error("DKIM: resolver %s: %s; verification gives temperror", cfg->resolver, err);
+	st->dns = dns;
 	if (st->lib == NULL) {
 		log_error("DKIM: dkim_init failed; messages are neither signed nor verified");
 		return st;
@@ -145,20 +138,6 @@ static struct dkim_state *state_new(struct weir_config *cfg)
 	return st;
 }
 
-/* state_of - cfg's DKIM state, built on first use */
-static struct dkim_state *state_of(struct weir_config *cfg)
-{
-	struct dkim_state *st;
-
-	pthread_mutex_lock(&state_lock);
-	if (cfg->daemon_state == NULL) {
-		cfg->daemon_state = state_new(cfg);
-		cfg->daemon_state_free = state_free;
-	}
-	st = cfg->daemon_state;
-	pthread_mutex_unlock(&state_lock);
-	return st;
-}
 
 /* from_domain - the domain of the one mailbox of the one From header;
  * NULL (with *why_r) when there is not exactly one, or it hides another */
@@ -303,7 +282,7 @@ void dkim_msg_start(struct conn *c, struct msg *m)
 	struct dkim_msg *d = xcalloc(1, sizeof(*d));
 
 	m->dkim = d;
-	d->st = state_of(c->cfg);
+	d->st = milter_state_of(c->cfg)->dkim;
 	if (d->st->lib == NULL) {
 		d->unsigned_reason = d->unverified_reason = "DKIM library unavailable";
 		return;
@@ -376,9 +355,10 @@ static void add_value(struct kvline *out, const char *key, const char *v)
 	kv_add(out, key, buf);
 }
 
-/* finish_verify - the Authentication-Results header for outside mail */
-static void finish_verify(struct conn *c, const struct mlfi_io *io, struct msg *m,
-			  struct dkim_msg *d, struct kvline *kv)
+/* finish_verify - the dkim= entries of the Authentication-Results header
+ * for outside mail, one per line, into *ar_r (left alone when
+ * verification is off) */
+static void finish_verify(struct conn *c, struct dkim_msg *d, struct kvline *kv, char **ar_r)
 {
 	DKIM_SIGINFO **sigs = NULL;
 	int nsigs = 0;
@@ -389,7 +369,7 @@ static void finish_verify(struct conn *c, const struct mlfi_io *io, struct msg *
 		if (dkim_getsiglist(d->verify, &sigs, &nsigs) != DKIM_STAT_OK)
 			nsigs = 0;
 	}
-	ar = xasprintf("%s%s;", c->leadspc ? " " : "", c->cfg->dkim.authserv_id);
+	ar = xstrdup("");
 	for (int i = 0; i < nsigs; i++) {
 		const char *res = sig_result(sigs[i]);
 		struct kvline one;
@@ -409,7 +389,7 @@ static void finish_verify(struct conn *c, const struct mlfi_io *io, struct msg *
 		       : alg == DKIM_SIGN_RSASHA1     ? "rsa-sha1"
 						      : "rsa-sha256");
 		add_value(&one, "header.b", (const char *)b);
-		tmp = xasprintf("%s\n\tdkim=%s %s", ar, res, kv_str(&one));
+		tmp = xasprintf("%s%sdkim=%s %s", ar, ar[0] ? "\n" : "", res, kv_str(&one));
 		free(ar);
 		ar = tmp;
 		kv_add(kv, "dkim_verify", res);
@@ -428,28 +408,21 @@ static void finish_verify(struct conn *c, const struct mlfi_io *io, struct msg *
 		kv_free(&one);
 	}
 	if (nsigs == 0 && d->verify == NULL) {
-		tmp = xasprintf("%s dkim=none (not verified: %s)", ar,
+		tmp = xasprintf("dkim=none (not verified: %s)",
 				d->unverified_reason ? d->unverified_reason : "off");
 		free(ar);
 		ar = tmp;
 		kv_add(kv, "dkim_verify", "skipped");
 	} else if (nsigs == 0) {
-		tmp = xasprintf("%s dkim=none", ar);
+		tmp = xstrdup("dkim=none");
 		free(ar);
 		ar = tmp;
 		kv_add(kv, "dkim_verify", "none");
 	}
-	/* Forgeries of our authserv-id go, last first so indexes hold. */
-	for (size_t i = m->n_ar_ours; i > 0; i--)
-		if (io->delheader(io->handle, "Authentication-Results", (int)m->ar_ours[i - 1]) < 0)
-			log_warning("conn=%lu could not remove a forged Authentication-Results",
-				    c->id);
-	if (m->n_ar_ours > 0)
-		kv_addf(kv, "ar_removed", "%zu", m->n_ar_ours);
-	if (c->cfg->dkim.verify &&
-	    io->insheader(io->handle, 0, "Authentication-Results", ar) < 0)
-		log_warning("conn=%lu could not add Authentication-Results", c->id);
-	free(ar);
+	if (c->cfg->dkim.verify)
+		*ar_r = ar;
+	else
+		free(ar);
 }
 
 /* crlf_to_lf - libopendkim folds with CRLF; the MTA wants LF inside
@@ -528,7 +501,7 @@ static bool aligned(const char *from, const char *d)
 }
 
 enum mlfi_status dkim_msg_finish(struct conn *c, const struct mlfi_io *io, struct msg *m,
-				 struct kvline *kv)
+				 struct kvline *kv, char **ar_r)
 {
 	struct dkim_msg *d = m->dkim;
 	char selectors[256] = "";
@@ -539,7 +512,7 @@ enum mlfi_status dkim_msg_finish(struct conn *c, const struct mlfi_io *io, struc
 	if (m->identity == ID_OUTSIDE) {
 		kv_add(kv, "dkim", "unsigned");
 		kv_add(kv, "dkim_reason", "identity outside");
-		finish_verify(c, io, m, d, kv);
+		finish_verify(c, d, kv, ar_r);
 		return MLFI_CONTINUE;
 	}
 	if (d->nsign > 0)

@@ -96,6 +96,14 @@ enum mlfi_status session_mail(struct conn *c, const struct mlfi_io *io, char **a
 	if (!parsed)
 		log_debug("conn=%lu MAIL FROM %s: %s", c->id, arg, err);
 	st = check_sender(c, io, &a, parsed);
+	if (st != MLFI_REJECT && st != MLFI_TEMPFAIL) {
+		/* SPF checks the mailbox the MTA delivers to: no source route */
+		const char *spf_sender = !parsed ? m->sender
+					 : a.null ? ""
+					 : (a.tricks & ADDR_SOURCE_ROUTE) ? a.canonical
+									 : m->sender;
+		st = spf_mail(c, io, spf_sender);
+	}
 	if (parsed)
 		address_free(&a);
 	if (st == MLFI_REJECT || st == MLFI_TEMPFAIL) {

@@ -271,17 +271,63 @@ enum mlfi_status session_body(struct conn *c, const unsigned char *data, size_t 
 	return MLFI_CONTINUE;
 }
 
+/* add_auth_headers - mail from outside: remove Authentication-Results
+ * headers that forge our authserv-id, then add ours (the SPF and DKIM
+ * results, RFC 8601: "id; method=result ...;\n\tmethod=...") and the
+ * Received-SPF headers, all at the top. dkim_ar: the dkim= entries, one
+ * per line, or NULL. */
+static void add_auth_headers(struct conn *c, const struct mlfi_io *io, struct msg *m,
+			     const char *dkim_ar, struct kvline *kv)
+{
+	char *ar = xasprintf("%s%s", c->leadspc ? " " : "", c->cfg->dkim.authserv_id), *tmp;
+	size_t n = 0;
+
+	/* Forgeries of our authserv-id go, last first so indexes hold. */
+	for (size_t i = m->n_ar_ours; i > 0; i--)
+		if (io->delheader(io->handle, "Authentication-Results", (int)m->ar_ours[i - 1]) < 0)
+			log_warning("conn=%lu could not remove a forged Authentication-Results",
+				    c->id);
+	if (m->n_ar_ours > 0)
+		kv_addf(kv, "ar_removed", "%zu", m->n_ar_ours);
+	/* Received-SPF below Authentication-Results: inserted first */
+	for (size_t i = m->n_spf; c->cfg->spf.received_spf && i > 0; i--) {
+		char *v = xasprintf("%s%s", c->leadspc ? " " : "", m->spf_received[i - 1]);
+		if (io->insheader(io->handle, 0, "Received-SPF", v) < 0)
+			log_warning("conn=%lu could not add Received-SPF", c->id);
+		free(v);
+	}
+	for (size_t i = 0; i < m->n_spf; i++, n++) {
+		tmp = xasprintf("%s%s%s", ar, n ? ";\n\t" : "; ", m->spf_ar[i]);
+		free(ar);
+		ar = tmp;
+	}
+	for (const char *p = dkim_ar; p != NULL && *p; n++) {
+		size_t len = strcspn(p, "\n");
+		tmp = xasprintf("%s%s%.*s", ar, n ? ";\n\t" : "; ", (int)len, p);
+		free(ar);
+		ar = tmp;
+		p += len + (p[len] == '\n');
+	}
+	if (n > 0 && io->insheader(io->handle, 0, "Authentication-Results", ar) < 0)
+		log_warning("conn=%lu could not add Authentication-Results", c->id);
+	free(ar);
+}
+
 enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io)
 {
 	struct msg *m = c->msg;
 	enum mlfi_status st;
 	const char *decision = "accept";
 	struct kvline kv;
+	char *dkim_ar = NULL;
 
 	if (m == NULL)
 		return MLFI_CONTINUE;
 	kv_init(&kv);
-	st = dkim_msg_finish(c, io, m, &kv);
+	st = dkim_msg_finish(c, io, m, &kv, &dkim_ar);
+	if (m->identity == ID_OUTSIDE)
+		add_auth_headers(c, io, m, dkim_ar, &kv);
+	free(dkim_ar);
 	if (st == MLFI_TEMPFAIL)
 		decision = "tempfail";
 	else if (m->hold != NULL) {

@@ -135,6 +135,11 @@ void msg_free(struct msg *m)
 	free(m->headers);
 	free(m->ar_ours);
 	dkim_msg_free(m->dkim);
+	for (size_t i = 0; i < m->n_spf; i++) {
+		free(m->spf_received[i]);
+		free(m->spf_ar[i]);
+	}
+	free(m->spf_log);
 	free(m);
 }
 
@@ -163,6 +168,7 @@ void session_close(struct conn *c)
 	free(c->helo);
 	free(c->cert_subject);
 	free(c->cert_fingerprint);
+	spf_conn_free(c);
 	config_unref(c->cfg);
 	free(c);
 }

@@ -20,6 +20,8 @@
 #include "milter/mlfi.h"
 #include "policy/config.h"
 
+struct spf_outcome;
+
 /* Who the client is, decided at MAIL (identity.c). */
 enum identity {
 	ID_OUTSIDE,
@@ -70,6 +72,13 @@ struct msg {
 	size_t *ar_ours; /* their indexes (1-based) that claim our authserv-id */
 	size_t n_ar_ours;
 	struct dkim_msg *dkim;
+	/* SPF (spf_mail.c), for the end of message: Received-SPF values and
+	 * Authentication-Results entries of the identities checked, and the
+	 * key=value pairs of the log line (log_message adds them) */
+	char *spf_received[2];
+	char *spf_ar[2];
+	size_t n_spf;
+	char *spf_log;
 };
 
 struct conn {
@@ -85,6 +94,10 @@ struct conn {
 	unsigned long noreply; /* SMFIP_NR_* stages the MTA expects no reply for */
 	unsigned n_msgs;
 	struct msg *msg;
+	/* spf.helo = "all": the HELO identity's outcome, checked once per
+	 * HELO name (spf_mail.c) */
+	char *spf_helo_name;
+	struct spf_outcome *spf_helo;
 };
 
 /* session_connect - new connection context for a client; hostaddr may be
@@ -122,6 +135,19 @@ const char *identity_who(const struct conn *c);
  * log one decision line, and return what the stage answers */
 enum mlfi_status decide(struct conn *c, const struct mlfi_io *io, enum rule rule,
 			const char *text);
+/* decide_action - the same for a check with its own action and enhanced
+ * status codes (for a reject, for a tempfail); rule names it in the log */
+enum mlfi_status decide_action(struct conn *c, const struct mlfi_io *io, const char *rule,
+			       int action, const char *esc_reject, const char *esc_tempfail,
+			       const char *text);
+
+/* spf_mail.c */
+/* spf_mail - at MAIL FROM, after the sender rules: SPF of mail from
+ * outside clients, the outbound preflight for everyone else. sender is
+ * the reverse path ("" for the null sender). */
+enum mlfi_status spf_mail(struct conn *c, const struct mlfi_io *io, const char *sender);
+/* spf_conn_free - the connection's SPF state */
+void spf_conn_free(struct conn *c);
 /* log_message - the per-message line: decision, optional reason, and
  * extra key=value text (DKIM results) or NULL */
 void log_message(struct conn *c, const char *decision, const char *reason, const char *extra);

@@ -31,6 +31,9 @@ write_conf() { # write_conf SOCKET LOGLEVEL [EXTRA]
 	cat >"$dir/weir.conf" <<CONF
 user = "weir";
 log_level = "$2";
+# no DNS here: SPF is tested through the real stack (tests/integration)
+resolver = "127.0.0.1@9";
+spf = { verify = false; preflight = "off"; };
 local_domains = ("example.net", "example.org");
 senders = { map = ({ login = "alice"; addresses = ("alice@example.com"); }); };
 milter = {
@@ -91,7 +94,7 @@ write_conf "unix:$sock" info "bogus_setting = 1;"
 kill -USR1 "$pid"
 sleep 1
 kill -0 "$pid" || fail "died on reload of a broken file"
-grep -q "weir.conf:10: unknown setting 'bogus_setting'" "$dir/milter.log" || fail "reload error not logged with file:line"
+grep -q "weir.conf:13: unknown setting 'bogus_setting'" "$dir/milter.log" || fail "reload error not logged with file:line"
 grep -q "reload refused" "$dir/milter.log" || fail "no 'reload refused'"
 run_lua "unix:$sock" AFTERBAD
 grep -q "queue_id=AFTERBAD " "$dir/milter.log" || fail "no mail handled after the refused reload"
