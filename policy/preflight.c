@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,6 +55,7 @@ struct preflight {
 	char *egress_err;            /* why the last resolution failed */
 	time_t egress_until;         /* monotonic: resolve again after this */
 	bool egress_resolved;
+	atomic_bool loopback_told; /* the loopback warning was logged */
 
 	pthread_mutex_t store_lock; /* guards db, upsert and the flags */
 	sqlite3 *db;
@@ -212,9 +214,9 @@ static int resolve(struct dns_wait *dns, const char *host, struct strlist *out, 
 	return -1;
 }
 
-/* egress_resolved - the cached addresses of the smart host name host
+/* egress_lookup - the cached addresses of the smart host name host
  * into *out, resolving again when the cache is stale; -1 with *err_r */
-static int egress_resolved(struct preflight *p, const char *host, struct strlist *out, char **err_r)
+static int egress_lookup(struct preflight *p, const char *host, struct strlist *out, char **err_r)
 {
 	time_t now = monotonic_now();
 	int rc = 0;
@@ -278,11 +280,18 @@ static int egress_get(struct preflight *p, struct strlist *out, char **err_r)
 		*err_r = xasprintf("agent.smarthost %s: %s", cfg->agent.smarthost, err);
 		return -1;
 	}
-	if (ip_canonical(ep.host, buf, sizeof(buf)) == 0) {
+	if (ip_canonical(ep.host, buf, sizeof(buf)) == 0)
 		strlist_push(out, buf);
-		return 0;
-	}
-	return egress_resolved(p, ep.host, out, err_r);
+	else if (egress_lookup(p, ep.host, out, err_r) < 0)
+		return -1;
+	/* a local relay or filter in between hides where mail really leaves */
+	for (size_t i = 0; i < out->n; i++)
+		if ((strncmp(out->v[i], "127.", 4) == 0 || strcmp(out->v[i], "::1") == 0) &&
+		    !atomic_exchange(&p->loopback_told, true))
+			log_warning("spf preflight: agent.smarthost %s is a loopback address (%s): "
+			            "set spf.egress to the addresses mail leaves from",
+			            cfg->agent.smarthost, out->v[i]);
+	return 0;
 }
 
 /* store_fail - the store does not work: say so the first time, close it

@@ -72,7 +72,7 @@ static enum dns_wait_result answer(void *ctx, const char *name, int rrtype,
 }
 
 static char dir[] = "/tmp/weir-test-preflight.XXXXXX";
-static int warnings, unstored;
+static int warnings, unstored, loopback;
 
 static void hook(enum log_level level, const char *line)
 {
@@ -80,6 +80,8 @@ static void hook(enum log_level level, const char *line)
 		warnings++;
 	if (strstr(line, "not stored") != NULL)
 		unstored++;
+	if (level == LOG_LEVEL_WARNING && strstr(line, "loopback") != NULL)
+		loopback++;
 }
 
 static struct weir_config *conf(const char *body)
@@ -457,6 +459,23 @@ int main(void)
 	if (cfg2 != NULL) {
 		p2 = preflight_new(cfg2, spf, NULL);
 		check_one(p2, "a@mixed.test", 0, "neutral", "192.0.2.2", "neutral");
+		preflight_free(p2);
+		config_unref(cfg2);
+	}
+	cfg2 =
+	    conf("agent = { smarthost = \"[127.0.0.1]:25\"; };\nspf = { preflight_db = \"\"; };");
+	test_assert(cfg2 != NULL);
+	if (cfg2 != NULL) {
+		/* checked with one warning: the real egress is unknown
+		 * behind a local relay (the result is policy/spf.c's:
+		 * libspf2 alone passes every loopback client) */
+		p2 = preflight_new(cfg2, spf, NULL);
+		for (int i = 0; i < 2; i++) {
+			test_assert(preflight_check(p2, "a@mixed.test", &r) == 0);
+			test_assert_str(r.ip, "127.0.0.1");
+			preflight_result_free(&r);
+		}
+		test_assert(loopback == 1);
 		preflight_free(p2);
 		config_unref(cfg2);
 	}
