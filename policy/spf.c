@@ -29,12 +29,16 @@
  * with long or odd input. Before libspf2 sees anything, weir
  *  - refuses a sender whose local part is over 64 octets or a sender or
  *    HELO domain over 253 (permerror / none, see check_inputs);
- *  - answers "no such name" for any query name over 253 octets, with an
- *    empty or over-63-octet label, or with bytes outside printable ASCII;
+ *  - shortens a query name over 253 octets as RFC 7208 7.3 says, and
+ *    answers "no such name" for a name with an empty or over-63-octet
+ *    label, or with bytes outside printable ASCII;
  *  - drops DNS records whose names do not decode to printable ASCII;
  *  - replaces any TXT record that starts with "v=spf1" and is longer than
  *    SPF_MAX_RECORD with a record libspf2 rejects as a syntax error, so the
- *    domain gets permerror instead of a long record reaching the compiler.
+ *    domain gets permerror instead of a long record reaching the compiler;
+ *  - escapes the spaces of other TXT records (explanations, exp_text).
+ * Explanations and libspf2's reasons leave as printable ASCII (copy_text):
+ * they go into SMTP replies and headers.
  *
  * Void lookups: libspf2 1.2.10 does not count them; the counter layer does
  * (A, AAAA, MX, PTR answers with no records) and turns more than
@@ -188,6 +192,39 @@ static int wire_name(const unsigned char *d, size_t len, size_t off, char *out)
 /* A record libspf2 compiles to a syntax error (permerror) */
 static const char oversize_spf[] = "v=spf1 weir.refused:record-too-long";
 
+/* is_spf_record - a TXT record libspf2 takes for an SPF record */
+static bool is_spf_record(const char *txt)
+{
+	return strncasecmp(txt, "v=spf1", 6) == 0 && (txt[6] == ' ' || txt[6] == '\0');
+}
+
+/* exp_text - a TXT record that is not an SPF record (for libspf2, only
+ * an exp= explanation is), made fit for libspf2's macro compiler, which
+ * takes a space for a '%' (SPF_c_parse_macro, 1.2.10: "192.0.2.1%may%not"):
+ * a space becomes "%_" (a macro-string's space, RFC 7208 7.1) and a '%'
+ * that starts no macro "%%". Caller frees. */
+static char *exp_text(const char *txt)
+{
+	char *out = xmalloc(2 * strlen(txt) + 1), *o = out;
+
+	for (const char *p = txt; *p != '\0'; p++) {
+		if (*p == ' ') {
+			*o++ = '%';
+			*o++ = '_';
+		} else if (*p == '%' && p[1] != '\0' && strchr("%_-", p[1]) != NULL) {
+			*o++ = *p++;
+			*o++ = *p;
+		} else if (*p == '%' && p[1] != '{') {
+			*o++ = '%';
+			*o++ = '%';
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 /* rr_add - append one record of len bytes at data to rr; -1 on failure */
 static int rr_add(SPF_dns_rr_t *rr, const void *data, size_t len)
 {
@@ -222,18 +259,60 @@ static void add_rdata(SPF_dns_rr_t *rr, ns_type t, const unsigned char *d, size_
 			rr_add(rr, name, strlen(name) + 1);
 		break;
 	case ns_t_txt: {
-		char *txt = dns_txt_join(d, len);
-		if (strlen(txt) > SPF_MAX_RECORD && strncasecmp(txt, "v=spf1", 6) == 0 &&
-		    (txt[6] == ' ' || txt[6] == '\0'))
+		char *txt = dns_txt_join(d, len), *exp;
+		if (!is_spf_record(txt)) {
+			exp = exp_text(txt);
+			rr_add(rr, exp, strlen(exp) + 1);
+			free(exp);
+		} else if (strlen(txt) > SPF_MAX_RECORD) {
 			rr_add(rr, oversize_spf, sizeof(oversize_spf));
-		else
+		} else {
 			rr_add(rr, txt, strlen(txt) + 1);
+		}
 		free(txt);
 		break;
 	}
 	default:
 		break;
 	}
+}
+
+/* no_explanation - a TXT answer without SPF record is, for libspf2, an
+ * exp= explanation; it uses the first record. RFC 7208 6.2: more than
+ * one record, or text that is not ASCII, is no explanation at all. */
+static void no_explanation(SPF_dns_rr_t *rr)
+{
+	bool ascii = true;
+
+	for (int i = 0; i < rr->num_rr; i++) {
+		if (is_spf_record(rr->rr[i]->txt))
+			return;
+		for (const char *p = rr->rr[i]->txt; *p != '\0'; p++)
+			if ((unsigned char)*p >= 0x80)
+				ascii = false;
+	}
+	if (rr->num_rr > 1 || !ascii) {
+		rr->num_rr = 0;
+		rr->herrno = NO_DATA;
+	}
+}
+
+/* query_name - RFC 7208 7.3: a name over 253 octets loses labels from
+ * the left until it fits (libspf2 does not do this) */
+static const char *query_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	while (len > SPF_MAX_DOMAIN) {
+		const char *dot = memchr(name, '.', len);
+		if (dot == NULL)
+			break;
+		len -= (size_t)(dot + 1 - name);
+		name = dot + 1;
+	}
+	return name;
 }
 
 /* past_deadline - whether this thread's check has run out of time */
@@ -266,14 +345,14 @@ static SPF_dns_rr_t *weir_lookup(SPF_dns_server_t *layer, const char *domain, ns
 	SPF_dns_rr_t *rr;
 
 	(void)should_cache;
-	if (!valid_query_name(domain))
+	if (!valid_query_name(query_name(domain)))
 		return SPF_dns_rr_new_init(layer, domain, t, 0, HOST_NOT_FOUND);
 	if (t != ns_t_a && t != ns_t_aaaa && t != ns_t_mx && t != ns_t_txt && t != ns_t_ptr)
 		return SPF_dns_rr_new_init(layer, domain, t, 0, NO_DATA); /* type SPF (99) */
 	if (past_deadline(e))
 		return SPF_dns_rr_new_init(layer, domain, t, 0, TRY_AGAIN);
 	memset(&ans, 0, sizeof(ans));
-	r = e->lookup(e->lookup_ctx, domain, (int)t, &ans);
+	r = e->lookup(e->lookup_ctx, query_name(domain), (int)t, &ans);
 	if (r != DNS_WAIT_OK) {
 		dns_wait_answer_free(&ans);
 		/* dns_wait does not tell NXDOMAIN from NODATA; libspf2 treats
@@ -285,6 +364,8 @@ static SPF_dns_rr_t *weir_lookup(SPF_dns_server_t *layer, const char *domain, ns
 	if (rr != NULL) {
 		for (size_t i = 0; i < ans.n && i < 1000; i++)
 			add_rdata(rr, t, ans.rdata[i], ans.len[i]);
+		if (t == ns_t_txt)
+			no_explanation(rr);
 		if (rr->num_rr == 0)
 			rr->herrno = NO_DATA;
 	}
@@ -389,6 +470,7 @@ static SPF_server_t *thread_server(struct spf_engine *e)
 {
 	struct spf_thread *t = pthread_getspecific(e->key);
 	SPF_dns_server_t *bottom, *top;
+	SPF_response_t *resp = NULL;
 
 	if (t != NULL)
 		return t->server;
@@ -403,6 +485,12 @@ static SPF_server_t *thread_server(struct spf_engine *e)
 		free(t);
 		return NULL;
 	}
+	/* no explanation but the domain's own exp= (libspf2's default
+	 * points at www.openspf.org, which is gone) */
+	if (SPF_server_set_explanation(t->server, "", &resp) != SPF_E_SUCCESS)
+		log_warning("spf cannot clear libspf2's default explanation");
+	if (resp != NULL)
+		SPF_response_free(resp);
 	/* RFC 7208 4.6.4: 10 DNS-querying terms, 10 MX and PTR names each */
 	SPF_server_set_max_dns_mech(t->server, 10);
 	SPF_server_set_max_dns_mx(t->server, 10);
@@ -641,10 +729,21 @@ static bool compile_error(SPF_response_t *resp, char *buf, size_t size)
 	return false;
 }
 
-/* copy_or_null - a malloc'd copy of s, or NULL */
-static char *copy_or_null(const char *s)
+/* copy_text - a malloc'd copy of s, or NULL for NULL or "". The text
+ * came from the DNS (exp= records, record fragments in libspf2's
+ * messages) and goes into SMTP replies and headers: anything but
+ * printable ASCII becomes '?'. */
+static char *copy_text(const char *s)
 {
-	return s != NULL ? xstrdup(s) : NULL;
+	char *c;
+
+	if (s == NULL || *s == '\0')
+		return NULL;
+	c = xstrdup(s);
+	for (char *p = c; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	return c;
 }
 
 /* query - SPF_request_query_mailfrom; -1 when libspf2 gave up with an
@@ -708,12 +807,14 @@ static void set_result(struct spf_engine *e, SPF_response_t *resp, SPF_errcode_t
 		snprintf(reason, sizeof(reason), "more than %d void DNS lookups (RFC 7208 4.6.4)",
 			 SPF_MAX_VOID_LOOKUPS);
 	} else {
-		out->explanation = copy_or_null(SPF_response_get_explanation(resp));
-		out->received_spf = copy_or_null(SPF_response_get_received_spf_value(resp));
+		out->explanation = copy_text(SPF_response_get_explanation(resp));
+		out->received_spf = copy_text(SPF_response_get_received_spf_value(resp));
 	}
 	out->result_name = spf_result_name(out->result);
 	free(out->reason);
-	out->reason = xstrdup(reason);
+	out->reason = copy_text(reason);
+	if (out->reason == NULL)
+		out->reason = xstrdup("");
 }
 
 /* run_check - one evaluation; sender NULL: the HELO identity */

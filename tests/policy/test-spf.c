@@ -151,6 +151,22 @@ static const struct rec zone_recs[] = {
 	{"down.example", T_A, "TEMPFAIL"},
 	{"txtdown.example", T_TXT, "TEMPFAIL"},
 	{"helo.example", T_TXT, "v=spf1 ip6:2001:db8::/32 -all"},
+	{"exp.example", T_TXT, "v=spf1 -all exp=why.exp.example"},
+	{"why.exp.example", T_TXT, "%{i} may not send\r\nX-Evil: \001 for %{d}, 100% sure"},
+	{"exp8.example", T_TXT, "v=spf1 -all exp=why8.example"},
+	{"why8.example", T_TXT, "caf\303\251"},
+	{"exp2.example", T_TXT, "v=spf1 -all exp=why2.example"},
+	{"why2.example", T_TXT, "one"},
+	{"why2.example", T_TXT, "two"},
+	/* RFC 7208 7.3: an expansion over 253 octets loses labels on the left */
+	{"long.example", T_TXT, "v=spf1 -all exp=%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}."
+				 "%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}."
+				 "long.example"},
+	{"long.example.long.example.long.example.long.example.long.example.long.example."
+	 "long.example.long.example.long.example.long.example.long.example.long.example."
+	 "long.example.long.example.long.example.long.example.long.example.long.example."
+	 "long.example",
+	 T_TXT, "shortened"},
 };
 
 /* check - one MAIL FROM check against the zone; the result name */
@@ -194,11 +210,34 @@ static void test_zone(void)
 	test_assert_str(check(e, "198.51.100.25", "a@example.com", &o), "pass");
 	spf_outcome_free(&o);
 	test_assert_str(check(e, "198.51.100.26", "a@example.com", &o), "fail");
+	test_assert(o.explanation == NULL); /* no exp=, and not libspf2's default */
 	spf_outcome_free(&o);
 	test_assert_str(check(e, "192.0.2.1", "a@nothing.example", &o), "none");
 	spf_outcome_free(&o);
 	test_assert(spf_check_helo(e, "2001:db8::5", "helo.example", &o) == 0);
 	test_assert_str(o.result_name, "pass");
+	spf_outcome_free(&o);
+	test_end();
+
+	test_begin("exp= explanation: spaces kept, printable ASCII only");
+	test_assert_str(check(e, "192.0.2.1", "a@exp.example", &o), "fail");
+	test_assert_str(o.explanation,
+			"192.0.2.1 may not send??X-Evil: ? for exp.example, 100% sure");
+	spf_outcome_free(&o);
+	test_end();
+
+	test_begin("exp= that is not ASCII, or two records: no explanation (RFC 7208 6.2)");
+	test_assert_str(check(e, "192.0.2.1", "a@exp8.example", &o), "fail");
+	test_assert(o.explanation == NULL);
+	spf_outcome_free(&o);
+	test_assert_str(check(e, "192.0.2.1", "a@exp2.example", &o), "fail");
+	test_assert(o.explanation == NULL);
+	spf_outcome_free(&o);
+	test_end();
+
+	test_begin("name over 253 octets after expansion: shortened from the left");
+	test_assert_str(check(e, "192.0.2.1", "a@long.example", &o), "fail");
+	test_assert_str(o.explanation, "shortened");
 	spf_outcome_free(&o);
 	test_end();
 
