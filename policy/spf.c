@@ -748,6 +748,34 @@ static char *copy_text(const char *s)
 
 /* query - SPF_request_query_mailfrom; -1 when libspf2 gave up with an
  * internal error (see the head comment: *resp_r is then abandoned) */
+/* query_mailfrom - what SPF_request_query_mailfrom does, without its
+ * "free ride" for loopback clients: libspf2 answers pass for any
+ * 127.0.0.0/8 or ::1 client without looking at the record. weir decides
+ * about local clients itself (trusted_networks, spf.allow_networks), and
+ * a relay whose clients reach it over loopback (a local proxy, tests)
+ * must get the domain's real answer. */
+static SPF_errcode_t query_mailfrom(SPF_request_t *req, SPF_response_t **resp_r)
+{
+	SPF_record_t *record = NULL;
+	SPF_errcode_t err;
+
+	*resp_r = SPF_response_new(req);
+	if (*resp_r == NULL)
+		return SPF_E_NO_MEMORY;
+	req->cur_dom = req->use_helo ? req->helo_dom : req->env_from_dp;
+	err = SPF_server_get_record(req->spf_server, req, *resp_r, &record);
+	if (err != SPF_E_SUCCESS) {
+		if (record != NULL)
+			SPF_record_free(record);
+		return err;
+	}
+	(*resp_r)->spf_record_exp = record; /* for exp= while interpreting */
+	err = SPF_record_interpret(record, req, *resp_r, 0);
+	(*resp_r)->spf_record_exp = NULL;
+	SPF_record_free(record);
+	return err;
+}
+
 static int query(SPF_request_t *req, SPF_response_t **resp_r, SPF_errcode_t *err_r)
 {
 	sigjmp_buf escape;
@@ -756,7 +784,7 @@ static int query(SPF_request_t *req, SPF_response_t **resp_r, SPF_errcode_t *err
 	if (sigsetjmp(escape, 0) != 0)
 		return -1; /* libspf2_error cleared check_state.escape */
 	check_state.escape = &escape;
-	*err_r = SPF_request_query_mailfrom(req, resp_r);
+	*err_r = query_mailfrom(req, resp_r);
 	check_state.escape = NULL;
 	return 0;
 }
