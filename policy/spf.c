@@ -75,6 +75,7 @@
 #include "autoconf.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -127,6 +128,15 @@ static _Thread_local struct {
 	 * be looked up (see count_lookup) */
 	char p_names[P_NAMES][SPF_MAX_DOMAIN + 2];
 	int p_next, p_count;
+	/* RFC 7208 4.6.4, which libspf2 1.2.10 enforces per record only
+	 * (an include starts a new count): DNS-querying terms of the whole
+	 * check; the names of the last MX or ptr answer, whose address
+	 * lookups follow and are not terms of their own */
+	int terms;
+	bool own_record_fetched;
+	char host_names[SPF_MAX_TERMS][SPF_MAX_DOMAIN + 2];
+	int host_next, host_count;
+	const char *over_limit; /* why the check exceeded a limit, or NULL */
 	sigjmp_buf *escape; /* set while libspf2 evaluates */
 } check_state;
 
@@ -424,24 +434,108 @@ static void p_macro_answer(ns_type t, const SPF_dns_rr_t *rr)
 	}
 }
 
-/* count_lookup - the top layer: counts void lookups of this thread's
- * current check (RFC 7208 4.6.4: a, mx, ptr, exists terms; TXT lookups
- * are the record's own, or exp=, which must not count; nor do those made
- * for %{p}) */
+/* note_hosts - the names of an MX or ptr answer: their address lookups
+ * come next, in order */
+static void note_hosts(const SPF_dns_rr_t *rr)
+{
+	check_state.host_next = check_state.host_count = 0;
+	for (int i = 0; i < rr->num_rr && i < SPF_MAX_TERMS; i++) {
+		const char *name = rr->rr_type == ns_t_mx ? rr->rr[i]->mx : rr->rr[i]->ptr;
+		if (strlen(name) >= sizeof(check_state.host_names[0]))
+			break; /* cannot happen: weir_lookup made it */
+		strcpy(check_state.host_names[check_state.host_count++], name);
+	}
+}
+
+/* is_host_lookup - an address lookup of the next name of the last MX or
+ * ptr answer (not a term); anything else ends that run */
+static bool is_host_lookup(const char *domain, ns_type t)
+{
+	if ((t == ns_t_a || t == ns_t_aaaa) && check_state.host_next < check_state.host_count &&
+	    strcasecmp(domain, check_state.host_names[check_state.host_next]) == 0) {
+		check_state.host_next++;
+		return true;
+	}
+	check_state.host_next = check_state.host_count = 0;
+	return false;
+}
+
+/* is_spf_answer - a TXT answer holding an SPF record (an include or
+ * redirect target; exp= texts are not) */
+static bool is_spf_answer(const SPF_dns_rr_t *rr)
+{
+	for (int i = 0; rr->herrno == NETDB_SUCCESS && i < rr->num_rr; i++)
+		if (strncasecmp(rr->rr[i]->txt, "v=spf1", 6) == 0 &&
+		    (rr->rr[i]->txt[6] == ' ' || rr->rr[i]->txt[6] == '\0'))
+			return true;
+	return false;
+}
+
+/* over_limit - the check went past a limit: every further lookup fails
+ * at once (libspf2 then stops), and the result is permerror */
+static SPF_dns_rr_t *over_limit(SPF_dns_server_t *layer, const char *domain, ns_type t,
+				const char *why)
+{
+	if (check_state.over_limit == NULL)
+		check_state.over_limit = why;
+	return SPF_dns_rr_new_init(layer, domain, t, 0, TRY_AGAIN);
+}
+
+/* count_lookup - the top layer: the limits of RFC 7208 4.6.4 over this
+ * thread's current check. Void lookups: a, mx, ptr, exists terms (TXT
+ * lookups are records' own, or exp=, which must not count; nor do those
+ * made for %{p}). Terms: the MX lookup of mx, the PTR lookup of ptr, the
+ * address lookup of a and exists, and each include or redirect (a TXT
+ * lookup after the identity's own that finds an SPF record); more than
+ * SPF_MAX_TERMS is permerror. More than 10 MX records is permerror; of
+ * more than 10 PTR names the first 10 are used. */
 static SPF_dns_rr_t *count_lookup(SPF_dns_server_t *layer, const char *domain, ns_type t,
 				  int should_cache)
 {
 	bool p_macro = p_macro_lookup(domain, t, should_cache);
-	SPF_dns_rr_t *rr = SPF_dns_lookup(layer->layer_below, domain, t, should_cache);
+	bool term = false;
+	SPF_dns_rr_t *rr;
 
+	if (check_state.over_limit != NULL)
+		return over_limit(layer, domain, t, NULL);
+	if (!p_macro && t != ns_t_txt && !is_host_lookup(domain, t)) {
+		term = true;
+		if (++check_state.terms > SPF_MAX_TERMS)
+			return over_limit(layer, domain, t,
+					  "more than 10 DNS-querying terms (RFC 7208 4.6.4)");
+	}
+	rr = SPF_dns_lookup(layer->layer_below, domain, t, should_cache);
 	if (rr == NULL)
 		return NULL;
-	if (p_macro)
+	if (p_macro) {
 		p_macro_answer(t, rr);
-	else if (t != ns_t_txt &&
-		 (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA ||
-		  (rr->herrno == NETDB_SUCCESS && rr->num_rr == 0)))
+		return rr;
+	}
+	if (t == ns_t_txt) {
+		if (!check_state.own_record_fetched)
+			check_state.own_record_fetched = true;
+		else if (is_spf_answer(rr) && ++check_state.terms > SPF_MAX_TERMS) {
+			SPF_dns_rr_free(rr);
+			return over_limit(layer, domain, t,
+					  "more than 10 DNS-querying terms (RFC 7208 4.6.4)");
+		}
+		return rr;
+	}
+	if (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA ||
+	    (rr->herrno == NETDB_SUCCESS && rr->num_rr == 0))
 		check_state.voids++;
+	if (term && t == ns_t_mx && rr->herrno == NETDB_SUCCESS) {
+		if (rr->num_rr > SPF_MAX_TERMS) {
+			SPF_dns_rr_free(rr);
+			return over_limit(layer, domain, t,
+					  "more than 10 MX records (RFC 7208 4.6.4)");
+		}
+		note_hosts(rr);
+	} else if (term && t == ns_t_ptr && rr->herrno == NETDB_SUCCESS) {
+		if (rr->num_rr > SPF_MAX_TERMS)
+			rr->num_rr = SPF_MAX_TERMS; /* SPF_dns_rr_free frees all */
+		note_hosts(rr);
+	}
 	return rr;
 }
 
@@ -673,9 +767,44 @@ static void set_outcome(struct spf_outcome *out, enum spf_result r, const char *
 
 /* check_inputs - weir's own limits on what reaches libspf2; -1 with *out
  * set when the identity is refused */
+/* multi_label - a domain SPF can be checked for (RFC 7208 4.3): letters,
+ * digits, '-' and '_' in two or more non-empty labels, one trailing dot
+ * allowed; an address literal, a bare word or a U-label is none */
+static bool multi_label(const char *d)
+{
+	size_t len = strlen(d), label = 0;
+	int dots = 0;
+
+	if (len > 0 && d[len - 1] == '.')
+		len--;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)d[i];
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			dots++;
+		} else if (isalnum(c) || c == '-' || c == '_') {
+			label++;
+		} else {
+			return false;
+		}
+	}
+	return label > 0 && dots > 0;
+}
+
 static int check_inputs(const char *helo, const char *sender, struct spf_outcome *out)
 {
 	const char *at = sender != NULL ? strrchr(sender, '@') : NULL;
+	const char *dom = sender != NULL && *sender != '\0' ? (at != NULL ? at + 1 : sender) : helo;
+
+	if (dom == NULL || strlen(dom) <= SPF_MAX_DOMAIN) {
+		if (dom == NULL || !multi_label(dom)) {
+			set_outcome(out, SPF_RES_NONE,
+				    "not a multi-label domain name (RFC 7208 4.3)");
+			return -1;
+		}
+	}
 
 	if (helo != NULL && strlen(helo) > SPF_MAX_DOMAIN) {
 		set_outcome(out, SPF_RES_NONE, "HELO name longer than 253 octets");
@@ -829,6 +958,9 @@ static void set_result(struct spf_engine *e, SPF_response_t *resp, SPF_errcode_t
 		 * check did not finish */
 		out->result = SPF_RES_TEMPERROR;
 		snprintf(reason, sizeof(reason), "SPF check not done within %ld s", e->timeout);
+	} else if (check_state.over_limit != NULL) {
+		out->result = SPF_RES_PERMERROR;
+		snprintf(reason, sizeof(reason), "%s", check_state.over_limit);
 	} else if (check_state.voids > SPF_MAX_VOID_LOOKUPS &&
 		   out->result != SPF_RES_TEMPERROR && out->result != SPF_RES_PERMERROR) {
 		out->result = SPF_RES_PERMERROR;

@@ -37,6 +37,7 @@ struct spf_outcome {
 #define SPF_MAX_LOCALPART 64    /* RFC 5321 4.5.3.1.1 */
 #define SPF_MAX_RECORD 2048     /* one TXT record starting v=spf1 */
 #define SPF_MAX_VOID_LOOKUPS 2  /* RFC 7208 4.6.4 */
+#define SPF_MAX_TERMS 10        /* RFC 7208 4.6.4: DNS-querying terms; MX names */
 
 /* spf_engine_new - an engine resolving through dns (not owned; it must
  * outlive the engine). NULL with *err_r (static) on failure. */
