@@ -97,8 +97,9 @@ static void reply_text(char *buf, size_t size, const struct spf_outcome *o, cons
 			 o->result_name, what, domain, ip, exp ? ": " : "", exp ? exp : "");
 		break;
 	case SPF_RES_PERMERROR:
-		snprintf(buf, size, "SPF permerror: the SPF record of %s %.253s is broken: %.150s",
-			 what, domain, o->reason ? o->reason : "");
+		snprintf(buf, size,
+			 "SPF permerror: the SPF record of %s %.253s is broken (client %s): %.150s",
+			 what, domain, ip, o->reason ? o->reason : "");
 		break;
 	case SPF_RES_TEMPERROR:
 		snprintf(buf, size,

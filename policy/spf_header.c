@@ -3,8 +3,8 @@
  *
  * Everything here is built from outside input (the client's MAIL FROM
  * and HELO, the domain's DNS): values are quoted unless they are plain
- * dot-atoms or tokens, comments have their parentheses and backslashes
- * escaped, control characters become '?', and a value too long to be a
+ * dot-atoms or tokens, comments have their parentheses turned into
+ * brackets and backslashes escaped, control characters become '?', and a value too long to be a
  * real address or host name is left out rather than cut, so no header
  * weir writes can be broken or carry a second header. */
 #include "autoconf.h"
@@ -106,14 +106,18 @@ static void put_quoted(struct buf *b, const char *s)
 	put(b, "\"", 1);
 }
 
-/* put_comment_text - s inside a comment, at most max bytes of it */
+/* put_comment_text - s inside a comment, at most max bytes of it.
+ * Parentheses become brackets rather than quoted-pairs: RFC 5322 allows
+ * nested and escaped ones, but many header parsers do not. */
 static void put_comment_text(struct buf *b, const char *s, size_t max)
 {
 	size_t n = 0;
 
 	for (; *s && n < max; s++, n++) {
 		char c = safe_char((unsigned char)*s);
-		if (c == '(' || c == ')' || c == '\\')
+		if (c == '(' || c == ')')
+			c = c == '(' ? '[' : ']';
+		if (c == '\\')
 			put(b, "\\", 1);
 		put(b, &c, 1);
 	}
