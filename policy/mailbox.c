@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/strbuf.h"
 #include "lib/xalloc.h"
 #include "policy/address.h"
 #include "policy/mailbox.h"
@@ -33,35 +34,6 @@ struct tokens {
 	struct token *v;
 	size_t n, alloc;
 };
-
-struct buf {
-	char *s;
-	size_t len, size;
-};
-
-/* buf_add - append n octets to b */
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->size) {
-		b->size = (b->len + n + 1) * 2;
-		b->s = xrealloc(b->s, b->size);
-	}
-	if (n > 0)
-		memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-/* buf_take - the string built in b (NULL if empty); b is emptied */
-static char *buf_take(struct buf *b)
-{
-	char *s = b->len > 0 ? b->s : NULL;
-
-	if (s == NULL)
-		free(b->s);
-	memset(b, 0, sizeof(*b));
-	return s;
-}
 
 /* is_ctl - ASCII control character (RFC 5234 CTL) */
 static bool is_ctl(unsigned char c)
@@ -218,7 +190,7 @@ static int b64val(char c)
 }
 
 /* ew_text - decode the B or Q text [s, e) into out; false if malformed */
-static bool ew_text(char enc, const char *s, const char *e, struct buf *out)
+static bool ew_text(char enc, const char *s, const char *e, struct strbuf *out)
 {
 	unsigned acc = 0;
 	int bits = 0;
@@ -235,7 +207,7 @@ static bool ew_text(char enc, const char *s, const char *e, struct buf *out)
 			} else if (c == '_') {
 				c = ' ';
 			}
-			buf_add(out, &c, 1);
+			strbuf_add(out, &c, 1);
 		} else if (c != '=') {
 			if (b64val(c) < 0)
 				return false;
@@ -243,7 +215,7 @@ static bool ew_text(char enc, const char *s, const char *e, struct buf *out)
 			if ((bits += 6) >= 8) {
 				bits -= 8;
 				c = (char)(acc >> bits & 0xff);
-				buf_add(out, &c, 1);
+				strbuf_add(out, &c, 1);
 			}
 		}
 	}
@@ -254,10 +226,10 @@ static bool ew_text(char enc, const char *s, const char *e, struct buf *out)
  * 2; an RFC 2231 language suffix "*en" is ignored) and append it to out as
  * UTF-8. Returns the length of the encoded word in s, or 0 (out unchanged)
  * if s does not start one or its charset is not one we convert. */
-static size_t ew_decode(const char *s, struct buf *out, bool *suspect_r)
+static size_t ew_decode(const char *s, struct strbuf *out, bool *suspect_r)
 {
 	const char *cs = s + 2, *q1 = cs, *text, *end;
-	struct buf raw = {0};
+	struct strbuf raw = {0};
 	bool latin1;
 	size_t cslen;
 
@@ -285,11 +257,11 @@ static size_t ew_decode(const char *s, struct buf *out, bool *suspect_r)
 		if (c == '\0' || c == '\r' || c == '\n')
 			*suspect_r = true;
 		if (is_ctl(c))
-			buf_add(out, "?", 1);
+			strbuf_add(out, "?", 1);
 		else if (latin1 && c >= 0x80)
-			buf_add(out, u, 2);
+			strbuf_add(out, u, 2);
 		else
-			buf_add(out, (const char *)&c, 1);
+			strbuf_add(out, (const char *)&c, 1);
 	}
 	free(raw.s);
 	return (size_t)(end + 2 - s);
@@ -309,19 +281,19 @@ static bool has_angle_at(const char *s)
  * '<', '@', '>'. New memory. */
 static char *decode_2047(const char *s, bool *suspect_r)
 {
-	struct buf out = {0}, word = {0};
+	struct strbuf out = {0}, word = {0};
 	size_t ew_end = 0;
 	bool after_ew = false, decoded = false;
 	char *r;
 
-	buf_add(&out, "", 0);
+	strbuf_add(&out, "", 0);
 	while (*s != '\0') {
 		size_t n = s[0] == '=' && s[1] == '?' ? ew_decode(s, &word, suspect_r) : 0;
 
 		if (n > 0) {
 			if (after_ew)
 				out.len = ew_end;
-			buf_add(&out, word.s, word.len);
+			strbuf_add(&out, word.s, word.len);
 			word.len = 0;
 			ew_end = out.len;
 			after_ew = decoded = true;
@@ -330,7 +302,7 @@ static char *decode_2047(const char *s, bool *suspect_r)
 		}
 		if (*s != ' ' && *s != '\t')
 			after_ew = false;
-		buf_add(&out, s++, 1);
+		strbuf_add(&out, s++, 1);
 	}
 	free(word.s);
 	r = out.s;
@@ -439,41 +411,41 @@ static bool is_sp(const struct token *t, char c)
  * where white space or a comment was; NULL if empty */
 static char *join(const struct parser *p, size_t a, size_t b)
 {
-	struct buf out = {0};
+	struct strbuf out = {0};
 
 	for (size_t i = a; i < b; i++) {
 		if (p->v[i].type == TOK_COMMENT)
 			continue;
 		if (p->v[i].ws_before && out.len > 0)
-			buf_add(&out, " ", 1);
-		buf_add(&out, p->v[i].s, p->v[i].len);
+			strbuf_add(&out, " ", 1);
+		strbuf_add(&out, p->v[i].s, p->v[i].len);
 	}
-	return buf_take(&out);
+	return strbuf_take(&out);
 }
 
 /* join_comments - the comments in [a, b), joined by spaces; NULL if none */
 static char *join_comments(const struct parser *p, size_t a, size_t b)
 {
-	struct buf out = {0};
+	struct strbuf out = {0};
 
 	for (size_t i = a; i < b; i++) {
 		if (p->v[i].type != TOK_COMMENT || p->v[i].len == 0)
 			continue;
 		if (out.len > 0)
-			buf_add(&out, " ", 1);
-		buf_add(&out, p->v[i].s, p->v[i].len);
+			strbuf_add(&out, " ", 1);
+		strbuf_add(&out, p->v[i].s, p->v[i].len);
 	}
-	return buf_take(&out);
+	return strbuf_take(&out);
 }
 
 /* spec_local - local part of the addr-spec at *ip, up to '@': words and
  * dots (obs-local-part); the unescaped text goes to local */
-static const char *spec_local(const struct parser *p, size_t *ip, size_t b, struct buf *local)
+static const char *spec_local(const struct parser *p, size_t *ip, size_t b, struct strbuf *local)
 {
 	bool word = false, any = false;
 	size_t i;
 
-	buf_add(local, "", 0);
+	strbuf_add(local, "", 0);
 	for (i = *ip; i < b && !is_sp(&p->v[i], '@'); i++) {
 		const struct token *t = &p->v[i];
 
@@ -490,7 +462,7 @@ static const char *spec_local(const struct parser *p, size_t *ip, size_t b, stru
 		} else {
 			return "invalid local part";
 		}
-		buf_add(local, t->s, t->len);
+		strbuf_add(local, t->s, t->len);
 	}
 	if (!any)
 		return i == b ? "empty address" : "empty local part";
@@ -502,11 +474,11 @@ static const char *spec_local(const struct parser *p, size_t *ip, size_t b, stru
 
 /* spec_domain - domain of the addr-spec in [i, b): atoms and dots, or one
  * domain literal */
-static const char *spec_domain(const struct parser *p, size_t i, size_t b, struct buf *dom)
+static const char *spec_domain(const struct parser *p, size_t i, size_t b, struct strbuf *dom)
 {
 	bool literal = false;
 
-	buf_add(dom, "", 0);
+	strbuf_add(dom, "", 0);
 	for (; i < b; i++) {
 		const struct token *t = &p->v[i];
 
@@ -518,7 +490,7 @@ static const char *spec_domain(const struct parser *p, size_t i, size_t b, struc
 			literal = true;
 		else if (t->type != TOK_ATOM && !is_sp(t, '.'))
 			return is_sp(t, '@') ? "more than one @ in address" : "invalid domain";
-		buf_add(dom, t->s, t->len);
+		strbuf_add(dom, t->s, t->len);
 	}
 	return dom->len == 0 ? "missing domain after @" : NULL;
 }
@@ -528,7 +500,7 @@ static const char *spec_domain(const struct parser *p, size_t i, size_t b, struc
 static const char *add_mailbox(struct parser *p, size_t a, size_t b, size_t da, size_t db,
                                size_t ca, size_t cb)
 {
-	struct buf local = {0}, dom = {0};
+	struct strbuf local = {0}, dom = {0};
 	struct address addr = {0};
 	struct mailbox *m;
 	const char *err;

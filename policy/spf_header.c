@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/xalloc.h"
+#include "lib/strbuf.h"
 #include "policy/spf.h"
 
 /* Longest value written: a 64-octet local part, '@' and a 253-octet
@@ -22,27 +22,6 @@
 #define VALUE_MAX 330
 /* Longest reason or explanation text written into a comment */
 #define COMMENT_MAX 200
-
-struct buf {
-	char *s;
-	size_t len, size;
-};
-
-static void put(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->size) {
-		b->size = (b->len + n + 1) * 2;
-		b->s = xrealloc(b->s, b->size);
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-static void puts_(struct buf *b, const char *s)
-{
-	put(b, s, strlen(s));
-}
 
 /* RFC 5322 atext */
 static bool is_atext(unsigned char c)
@@ -94,22 +73,22 @@ static char safe_char(unsigned char c)
 }
 
 /* put_quoted - s as a quoted-string */
-static void put_quoted(struct buf *b, const char *s)
+static void put_quoted(struct strbuf *b, const char *s)
 {
-	put(b, "\"", 1);
+	strbuf_add(b, "\"", 1);
 	for (; *s; s++) {
 		char c = safe_char((unsigned char)*s);
 		if (c == '"' || c == '\\')
-			put(b, "\\", 1);
-		put(b, &c, 1);
+			strbuf_add(b, "\\", 1);
+		strbuf_add(b, &c, 1);
 	}
-	put(b, "\"", 1);
+	strbuf_add(b, "\"", 1);
 }
 
 /* put_comment_text - s inside a comment, at most max bytes of it.
  * Parentheses become brackets rather than quoted-pairs: RFC 5322 allows
  * nested and escaped ones, but many header parsers do not. */
-static void put_comment_text(struct buf *b, const char *s, size_t max)
+static void put_comment_text(struct strbuf *b, const char *s, size_t max)
 {
 	size_t n = 0;
 
@@ -118,27 +97,27 @@ static void put_comment_text(struct buf *b, const char *s, size_t max)
 		if (c == '(' || c == ')')
 			c = c == '(' ? '[' : ']';
 		if (c == '\\')
-			put(b, "\\", 1);
-		put(b, &c, 1);
+			strbuf_add(b, "\\", 1);
+		strbuf_add(b, &c, 1);
 	}
 	if (*s)
-		puts_(b, "...");
+		strbuf_adds(b, "...");
 }
 
 /* put_pair - "key=value; " with value a dot-atom or quoted; a missing,
  * empty or over-long value is left out */
-static void put_pair(struct buf *b, const char *key, const char *value)
+static void put_pair(struct strbuf *b, const char *key, const char *value)
 {
 	if (value == NULL || value[0] == '\0' || strlen(value) > VALUE_MAX)
 		return;
-	puts_(b, "\n\t");
-	puts_(b, key);
-	put(b, "=", 1);
+	strbuf_adds(b, "\n\t");
+	strbuf_adds(b, key);
+	strbuf_add(b, "=", 1);
 	if (is_dot_atom(value))
-		puts_(b, value);
+		strbuf_adds(b, value);
 	else
 		put_quoted(b, value);
-	put(b, ";", 1);
+	strbuf_add(b, ";", 1);
 }
 
 const char *spf_domain_of(const char *sender, const char *helo, char *out, size_t size)
@@ -151,11 +130,11 @@ const char *spf_domain_of(const char *sender, const char *helo, char *out, size_
 }
 
 /* who - what the comment says the identity is: "domain of ADDR" */
-static void put_who(struct buf *b, const char *sender, const char *helo, bool helo_identity)
+static void put_who(struct strbuf *b, const char *sender, const char *helo, bool helo_identity)
 {
 	const char *id = helo_identity ? helo : sender;
 
-	puts_(b, helo_identity ? "domain of postmaster@" : "domain of ");
+	strbuf_adds(b, helo_identity ? "domain of postmaster@" : "domain of ");
 	put_comment_text(b, id != NULL ? id : "", VALUE_MAX);
 }
 
@@ -166,51 +145,51 @@ char *spf_received_value(const struct spf_outcome *o, const char *receiver,
 	bool no_sender = sender == NULL || sender[0] == '\0';
 	bool helo_id = no_sender || strcmp(identity, "helo") == 0;
 	const char *ip = client_ip != NULL ? client_ip : "";
-	struct buf b = {0};
+	struct strbuf b = {0};
 
-	puts_(&b, spf_result_name(o->result));
-	puts_(&b, " (");
+	strbuf_adds(&b, spf_result_name(o->result));
+	strbuf_adds(&b, " (");
 	if (receiver != NULL && receiver[0] != '\0') {
 		put_comment_text(&b, receiver, VALUE_MAX);
-		puts_(&b, ": ");
+		strbuf_adds(&b, ": ");
 	}
 	switch (o->result) {
 	case SPF_RES_PASS:
 		put_who(&b, sender, helo, helo_id);
-		puts_(&b, " designates ");
+		strbuf_adds(&b, " designates ");
 		put_comment_text(&b, ip, 64);
-		puts_(&b, " as permitted sender");
+		strbuf_adds(&b, " as permitted sender");
 		break;
 	case SPF_RES_FAIL:
 	case SPF_RES_SOFTFAIL:
 		if (o->result == SPF_RES_SOFTFAIL)
-			puts_(&b, "transitioning ");
+			strbuf_adds(&b, "transitioning ");
 		put_who(&b, sender, helo, helo_id);
-		puts_(&b, " does not designate ");
+		strbuf_adds(&b, " does not designate ");
 		put_comment_text(&b, ip, 64);
-		puts_(&b, " as permitted sender");
+		strbuf_adds(&b, " as permitted sender");
 		break;
 	case SPF_RES_NEUTRAL:
 		put_comment_text(&b, ip, 64);
-		puts_(&b, " is neither permitted nor denied by ");
+		strbuf_adds(&b, " is neither permitted nor denied by ");
 		put_who(&b, sender, helo, helo_id);
 		break;
 	case SPF_RES_NONE:
 		put_who(&b, sender, helo, helo_id);
-		puts_(&b, " does not designate permitted sender hosts");
+		strbuf_adds(&b, " does not designate permitted sender hosts");
 		break;
 	case SPF_RES_TEMPERROR:
 	case SPF_RES_PERMERROR:
-		puts_(&b, o->result == SPF_RES_TEMPERROR ? "temporary" : "permanent");
-		puts_(&b, " error in processing ");
+		strbuf_adds(&b, o->result == SPF_RES_TEMPERROR ? "temporary" : "permanent");
+		strbuf_adds(&b, " error in processing ");
 		put_who(&b, sender, helo, helo_id);
 		if (o->reason != NULL && o->reason[0] != '\0') {
-			puts_(&b, ": ");
+			strbuf_adds(&b, ": ");
 			put_comment_text(&b, o->reason, COMMENT_MAX);
 		}
 		break;
 	}
-	puts_(&b, ")");
+	strbuf_adds(&b, ")");
 	put_pair(&b, "client-ip", ip);
 	if (!no_sender)
 		put_pair(&b, "envelope-from", sender);
@@ -225,20 +204,20 @@ char *spf_ar_entry(const struct spf_outcome *o, const char *helo, const char *se
 {
 	bool helo_id = strcmp(identity, "helo") == 0 || sender == NULL || sender[0] == '\0';
 	const char *v = helo_id ? helo : sender;
-	struct buf b = {0};
+	struct strbuf b = {0};
 
-	puts_(&b, "spf=");
-	puts_(&b, spf_result_name(o->result));
+	strbuf_adds(&b, "spf=");
+	strbuf_adds(&b, spf_result_name(o->result));
 	if ((o->result == SPF_RES_PERMERROR || o->result == SPF_RES_TEMPERROR) &&
 	    o->reason != NULL && o->reason[0] != '\0') {
-		puts_(&b, " (");
+		strbuf_adds(&b, " (");
 		put_comment_text(&b, o->reason, COMMENT_MAX);
-		puts_(&b, ")");
+		strbuf_adds(&b, ")");
 	}
 	if (v != NULL && v[0] != '\0' && strlen(v) <= VALUE_MAX) {
-		puts_(&b, helo_id ? " smtp.helo=" : " smtp.mailfrom=");
+		strbuf_adds(&b, helo_id ? " smtp.helo=" : " smtp.mailfrom=");
 		if (is_ar_value(v))
-			puts_(&b, v);
+			strbuf_adds(&b, v);
 		else
 			put_quoted(&b, v);
 	}

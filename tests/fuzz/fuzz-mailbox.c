@@ -2,7 +2,7 @@
  * mailbox_list_parse and mailbox_display_hides_address must never crash,
  * leak, or return a mailbox without an address.
  *
- * fuzz-sources: policy/mailbox.c policy/address.c lib/xalloc.c lib/log.c
+ * fuzz-sources: policy/mailbox.c policy/address.c lib/strbuf.c lib/xalloc.c lib/log.c
  * Build and run: tests/fuzz/run.sh tests/fuzz/fuzz-mailbox.c 60 */
 #include "autoconf.h"
 
