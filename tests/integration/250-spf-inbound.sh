@@ -38,6 +38,7 @@ it_begin "SPF of inbound mail: replies, Received-SPF, Authentication-Results, lo
 it_need_binaries milter agent
 command -v swaks >/dev/null || it_skip "swaks not installed"
 command -v saslpasswd2 >/dev/null || it_skip "saslpasswd2 not installed (sasl2-bin)"
+command -v dig >/dev/null || it_skip "dig not installed (dnsutils)"
 IT_T0=$SECONDS
 HDRS="$PY $REPO/tests/spf/stack-headers.py"
 AUTHSERV=relay.weir.test
@@ -155,7 +156,7 @@ send() {
 	esac
 	SW=$D/log/smtp-$name.log
 	log_mark
-	swaks "${srv[@]}" --helo "$helo" "${auth[@]}" --from "$sender" --to "$rcpt" \
+	swaks "${srv[@]}" --helo "$helo" "${auth[@]}" --from "${sender:-<>}" --to "$rcpt" \
 		--data "$f" --timeout 40 >"$SW" 2>&1
 	QID=$(sed -n 's/.*queued as \([0-9A-Za-z]*\).*/\1/p' "$SW" | tail -n 1)
 }
@@ -205,14 +206,17 @@ spf_dom() {
 	if [ -n "$SENDER" ]; then echo "${SENDER##*@}"; else echo "$HELO"; fi
 }
 
-# ar_spf_ere RESULT IDENTITY: the A-R entry weir must write (Python RE)
+# ar_spf_ere RESULT IDENTITY: the A-R entry weir must write (Python RE);
+# an optional comment after the result (RFC 5322: quoted pairs like "\)"
+# and nested comments allowed)
+AR_COMMENT='( \((?:[^()\\]|\\.|\((?:[^()\\]|\\.)*\))*\))?'
 ar_spf_ere() {
 	local r=$1 d
 	d=$(ere "$(spf_dom)")
 	if [ "$2" = helo ]; then
-		echo ";\\s*spf=$r( \\([^)]*\\))? smtp\\.helo=\"?$(ere "$HELO")\"?( |;|\$)"
+		echo ";\\s*spf=$r$AR_COMMENT smtp\\.helo=\"?$(ere "$HELO")\"?( |;|\$)"
 	else
-		echo ";\\s*spf=$r( \\([^)]*\\))? smtp\\.mailfrom=\"?($(ere "${SENDER%@*}")@)?$d\"?( |;|\$)"
+		echo ";\\s*spf=$r$AR_COMMENT smtp\\.mailfrom=\"?($(ere "${SENDER%@*}")@)?$d\"?( |;|\$)"
 	fi
 }
 

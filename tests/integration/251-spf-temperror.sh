@@ -25,6 +25,7 @@ it_begin "SPF temperror: dead delegation, silent resolver"
 it_need_binaries milter agent
 command -v swaks >/dev/null || it_skip "swaks not installed"
 command -v saslpasswd2 >/dev/null || it_skip "saslpasswd2 not installed (sasl2-bin)"
+command -v dig >/dev/null || it_skip "dig not installed (dnsutils)"
 IT_T0=$SECONDS
 S=spf.weir.test
 
@@ -63,7 +64,7 @@ send() {
 	SW=$D/log/smtp-$name.log
 	t0=$(date +%s%N)
 	swaks --server "127.0.0.1:$SMTP_PORT" --local-interface "$ip" --helo "$helo" \
-		--from "$sender" --to "rcpt@$LOCAL_DOMAIN" --header "Subject: $tok" --body "body $tok" \
+		--from "${sender:-<>}" --to "rcpt@$LOCAL_DOMAIN" --header "Subject: $tok" --body "body $tok" \
 		--timeout 60 "$@" >"$SW" 2>&1
 	t1=$(date +%s%N)
 	ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
@@ -160,13 +161,16 @@ check "(b): the silent server got weir's queries" grep -q '^query' "$SILENT_LOG"
 
 # two sessions at once: both answered within the bound
 log_mark
+pids=
 for n in 2a 2b; do
 	(
 		send "silent-$n" "127.0.0.$([ $n = 2a ] && echo 2 || echo 3)" client.weir.test "x@$n.$S" --quit-after MAIL
 		echo "$ELAPSED" >"$D/log/silent-$n.elapsed"
 	) &
+	pids="$pids $!"
 done
-wait
+# shellcheck disable=SC2086
+wait $pids # not a bare wait: the silent server is a child too
 for n in 2a 2b; do
 	check "two at once ($n): MAIL FROM: 451 4.4.3" reply_matches MAIL '^451 4\.4\.3 ' "$D/log/smtp-silent-$n.log"
 	check "two at once ($n): within ${BOUND}s ($(cat "$D/log/silent-$n.elapsed" 2>/dev/null)s)" \
