@@ -23,6 +23,7 @@ struct strlist {
 struct cidr;
 struct sender_map;
 struct dkim_domain;
+struct rate_limit;
 
 /* What a policy rule does when it matches (policy.* settings). */
 enum policy_action { ACTION_ACCEPT, ACTION_REJECT, ACTION_TEMPFAIL, ACTION_HOLD, ACTION_LOG };
@@ -33,6 +34,10 @@ enum identity_class {
 	IDENTITY_TRUSTED = 2,
 	IDENTITY_OUTSIDE = 4,
 };
+
+/* rate.backend and rate.fail_mode */
+enum rate_backend { RATE_BACKEND_MEMORY, RATE_BACKEND_REDIS };
+enum rate_fail_mode { RATE_FAIL_OPEN, RATE_FAIL_CLOSED };
 
 /* One senders.map entry as written in weir.conf. */
 struct sender_source {
@@ -115,6 +120,19 @@ struct weir_config {
 		struct strlist egress;
 		char *preflight_db;
 	} spf;
+
+	struct {
+		int backend; /* enum rate_backend */
+		char *state_db; /* memory backend: SQLite file; "" = none */
+		long flush_interval; /* seconds */
+		char *redis; /* HOST:PORT, [IPv6]:PORT or unix:/path */
+		char *redis_password_file;
+		char *redis_prefix;
+		long redis_timeout_ms;
+		int fail_mode; /* enum rate_fail_mode */
+		struct rate_limit *limits; /* rate.limits, compiled (rate.h) */
+		size_t nlimits;
+	} rate;
 
 	struct {
 		char *socket;

@@ -25,6 +25,7 @@
 #include "policy/address.h"
 #include "policy/config.h"
 #include "policy/dkim_keys.h"
+#include "policy/rate.h"
 #include "policy/senders.h"
 
 #define OFF(field) offsetof(struct weir_config, field)
@@ -41,6 +42,9 @@ static const char *const alignment_modes[] = {"log", "warn", "tempfail", NULL};
 static const char *const spf_actions[] = {"tag", "reject", "tempfail", "hold", NULL};
 static const char *const spf_helo_modes[] = {"null_sender", "all", NULL};
 static const char *const preflight_modes[] = {"off", "log", "tempfail", NULL};
+/* in the order of enum rate_backend and enum rate_fail_mode */
+static const char *const rate_backends[] = {"memory", "redis", NULL};
+static const char *const rate_fail_modes[] = {"open", "closed", NULL};
 
 /* check_header_name - a header field name (RFC 5322 ftext) */
 static int check_header_name(const char *v, const char **err_r)
@@ -279,6 +283,33 @@ static int check_hostport(const char *v, const char **err_r)
 	return endpoint_parse_hostport(v, 25, &ep, &literal, err_r);
 }
 
+/* check_redis - HOST:PORT, [IPv6]:PORT or unix:/path */
+static int check_redis(const char *v, const char **err_r)
+{
+	struct endpoint ep;
+	bool literal;
+
+	if (strncmp(v, "unix:", 5) == 0) {
+		if (v[5] != '/' || strlen(v + 5) >= sizeof(ep.path)) {
+			*err_r = "unix: needs an absolute path (unix:/run/redis/redis.sock)";
+			return -1;
+		}
+		return 0;
+	}
+	return endpoint_parse_hostport(v, 6379, &ep, &literal, err_r);
+}
+
+/* check_redis_prefix - printable, no spaces (keys are typed in redis-cli) */
+static int check_redis_prefix(const char *v, const char **err_r)
+{
+	for (const char *p = v; *p; p++)
+		if (*p <= ' ' || *p > '~') {
+			*err_r = "printable characters without spaces only";
+			return -1;
+		}
+	return 0;
+}
+
 static int check_facility(const char *v, const char **err_r)
 {
 	if (log_facility_valid(v))
@@ -455,6 +486,35 @@ const struct setting weir_settings[] = {
 	 "/var/lib/weir/spf-preflight.db", NOLIMIT, NULL, NULL, 0,
 	 "SQLite file counting preflight findings (weirctl spf report); \"\" for none.", NULL,
 	 NULL, NULL},
+
+	/* rate limits and quotas */
+	{"rate.backend", SETTING_ENUM, OFF(rate.backend), "memory", NOLIMIT, rate_backends, NULL, 0,
+	 "Where counters live: memory (one gateway, persisted to rate.state_db) or redis (a "
+	 "fleet).", NULL, NULL, NULL},
+	{"rate.state_db", SETTING_STRING, OFF(rate.state_db), "/var/lib/weir/rate.db", NOLIMIT,
+	 NULL, NULL, 0,
+	 "memory backend: SQLite file the counters are written to; \"\" for none.", NULL, NULL,
+	 NULL},
+	{"rate.flush_interval", SETTING_DURATION, OFF(rate.flush_interval), "2s", 1, 300, NULL,
+	 NULL, 0, "memory backend: how often changed counters are written to rate.state_db.",
+	 NULL, NULL, NULL},
+	{"rate.redis", SETTING_STRING, OFF(rate.redis), "127.0.0.1:6379", NOLIMIT, NULL,
+	 check_redis, 0, "redis backend: HOST:PORT, [IPv6]:PORT or unix:/path.", NULL, NULL, NULL},
+	{"rate.redis_password_file", SETTING_STRING, OFF(rate.redis_password_file), "", NOLIMIT,
+	 NULL, NULL, 0, "redis backend: file holding the password (mode 0600 or 0640); \"\": none.",
+	 NULL, NULL, NULL},
+	{"rate.redis_prefix", SETTING_STRING, OFF(rate.redis_prefix), "weir:rate:", NOLIMIT, NULL,
+	 check_redis_prefix, 0, "redis backend: prefix of every key weir writes.", NULL, NULL,
+	 NULL},
+	{"rate.redis_timeout_ms", SETTING_INT, OFF(rate.redis_timeout_ms), "500", 10, 60000, NULL,
+	 NULL, 0, "redis backend: connect and command timeout in milliseconds.", NULL, NULL, NULL},
+	{"rate.fail_mode", SETTING_ENUM, OFF(rate.fail_mode), "open", NOLIMIT, rate_fail_modes,
+	 NULL, 0,
+	 "Redis unreachable: open (allow, log, count) or closed (451 4.3.0).", NULL, NULL, NULL},
+	{"rate.limits", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
+	 "The limits: ( { name; key; count; rate; burst; quota; action; identities; "
+	 "overrides; } ).",
+	 rate_limits_parse, rate_limits_format, rate_limits_free},
 
 	/* weir-milter */
 	{"milter.socket", SETTING_STRING, OFF(milter.socket), "unix:/run/weir/milter.sock", NOLIMIT,
