@@ -20,4 +20,8 @@ int rate_redis_charge(struct rate_redis *r, const struct rate_item *items, size_
 int rate_redis_show(struct rate_redis *r, const char *state_key, FILE *out, char **err_r);
 int rate_redis_reset(struct rate_redis *r, const char *state_key, char **err_r);
 
+/* rate_redis_failures - decisions made by rate.fail_mode since the process
+ * started (Redis unreachable, timing out or answering with an error) */
+unsigned long rate_redis_failures(void);
+
 #endif
