@@ -103,9 +103,9 @@ static void reply_text(char *buf, size_t size, const struct spf_outcome *o, cons
 		break;
 	case SPF_RES_TEMPERROR:
 		snprintf(buf, size,
-			 "SPF temperror: cannot check the SPF record of %s %.253s now (%.100s); try "
-			 "again later",
-			 what, domain, o->reason ? o->reason : "DNS failure");
+			 "SPF temperror: cannot check the SPF record of %s %.253s for %s now "
+			 "(%.100s); try again later",
+			 what, domain, ip, o->reason ? o->reason : "DNS failure");
 		break;
 	default:
 		snprintf(buf, size, "SPF %s for %s %.253s and client %s", o->result_name, what,
