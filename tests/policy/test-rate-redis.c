@@ -205,18 +205,18 @@ static void cfg_init(int p)
 
 /* rate / quota items; period in ms */
 static struct rate_item item(const char *key, long long n, long long period, long long burst,
-			     long long qn, long long qperiod, int action)
+                             long long qn, long long qperiod, int action)
 {
 	struct rate_item it = {
-		.state_key = (char *)key,
-		.limit_name = "t",
-		.period_ms = period,
-		.n = n,
-		.burst = burst,
-		.quota_period_ms = qperiod,
-		.quota_n = qn,
-		.cost = 1,
-		.action = action,
+	    .state_key = (char *)key,
+	    .limit_name = "t",
+	    .period_ms = period,
+	    .n = n,
+	    .burst = burst,
+	    .quota_period_ms = qperiod,
+	    .quota_n = qn,
+	    .cost = 1,
+	    .action = action,
 	};
 	return it;
 }
@@ -315,9 +315,9 @@ static void test_rate_and_quota(struct rate_redis *r)
 static void test_all_or_nothing(struct rate_redis *r)
 {
 	struct rate_item items[3] = {
-		item("multi:a", 1, 3600000, 5, 0, 0, ACTION_LOG),
-		item("multi:b", 1, 3600000, 1, 0, 0, ACTION_TEMPFAIL),
-		item("multi:c", 0, 0, 0, 3, 86400000, ACTION_REJECT),
+	    item("multi:a", 1, 3600000, 5, 0, 0, ACTION_LOG),
+	    item("multi:b", 1, 3600000, 1, 0, 0, ACTION_TEMPFAIL),
+	    item("multi:c", 0, 0, 0, 3, 86400000, ACTION_REJECT),
 	};
 	struct rate_verdict v;
 
@@ -336,7 +336,7 @@ static void test_all_or_nothing(struct rate_redis *r)
 	test_assert(!v.allowed && v.denied == 2 && v.quota);
 	/* the same key twice in one decision: the second sees the first */
 	struct rate_item twice[2] = {item("multi:d", 1, 3600000, 1, 0, 0, ACTION_TEMPFAIL),
-				     item("multi:d", 1, 3600000, 1, 0, 0, ACTION_TEMPFAIL)};
+	                             item("multi:d", 1, 3600000, 1, 0, 0, ACTION_TEMPFAIL)};
 	test_assert(rate_redis_charge(r, twice, 2, false, &v) == 0);
 	test_assert(!v.allowed && v.denied == 1);
 	test_assert(charge1(r, twice[0], &v));
@@ -379,8 +379,8 @@ static long long pttl(const char *fullkey)
 static void test_force(struct rate_redis *r)
 {
 	struct rate_item items[2] = {
-		item("force:f", 1, 3600000, 1, 0, 0, ACTION_HOLD),
-		item("force:g", 0, 0, 0, 1, 86400000, ACTION_LOG),
+	    item("force:f", 1, 3600000, 1, 0, 0, ACTION_HOLD),
+	    item("force:g", 0, 0, 0, 1, 86400000, ACTION_LOG),
 	};
 	struct rate_verdict v;
 	long long tat;
@@ -430,8 +430,10 @@ static void test_show_reset(struct rate_redis *r)
 	out = open_memstream(&buf, &len);
 	test_assert(rate_redis_show(r, "show:alice", out, &err) == 0);
 	fclose(out);
-	test_assert(buf != NULL && strncmp(buf, "show:alice rate_remaining=2 rate_full_at=", 41) == 0);
-	test_assert(buf != NULL && strstr(buf, " quota_used=1 quota_remaining=9 quota_resets_at=") != NULL);
+	test_assert(buf != NULL &&
+	            strncmp(buf, "show:alice rate_remaining=2 rate_full_at=", 41) == 0);
+	test_assert(buf != NULL &&
+	            strstr(buf, " quota_used=1 quota_remaining=9 quota_resets_at=") != NULL);
 	test_assert(buf != NULL && strstr(buf, "T00:00:00Z\n") != NULL);
 	free(buf);
 
@@ -440,7 +442,8 @@ static void test_show_reset(struct rate_redis *r)
 	fclose(out);
 	test_assert(buf != NULL && strstr(buf, "\nshow:alice rate_remaining=2 ") != NULL);
 	test_assert(buf != NULL && strstr(buf, "both:erin ") == buf); /* sorted */
-	test_assert(buf != NULL && strstr(buf, "\nburst:alice rate_remaining=0 rate_retry_at=") != NULL);
+	test_assert(buf != NULL &&
+	            strstr(buf, "\nburst:alice rate_remaining=0 rate_retry_at=") != NULL);
 	free(buf);
 
 	test_assert(rate_redis_reset(r, "show:alice", &err) == 0);
@@ -466,7 +469,7 @@ static void *race_thread(void *arg)
 	struct rate_item rate = item("race:rate", 100, 3600000, 100, 0, 0, ACTION_TEMPFAIL);
 	struct rate_item quota = item("race:quota", 0, 0, 0, 150, 86400000, ACTION_TEMPFAIL);
 	struct rate_item pair[2] = {item("race:p1", 1, 3600000, 50, 0, 0, ACTION_TEMPFAIL),
-				    item("race:p2", 0, 0, 0, 70, 86400000, ACTION_TEMPFAIL)};
+	                            item("race:p2", 0, 0, 0, 70, 86400000, ACTION_TEMPFAIL)};
 	struct rate_verdict v;
 
 	for (int i = 0; i < 300; i++) {
@@ -523,7 +526,7 @@ static void test_password(void)
 	chmod(pwfile, 0644);
 	test_assert(rate_redis_open(&cfg, &err) == NULL);
 	test_assert(err != NULL && strstr(err, "chmod 0640") != NULL &&
-		    strstr(err, "every user read") != NULL);
+	            strstr(err, "every user read") != NULL);
 	free(err);
 	err = NULL;
 	chmod(pwfile, 0620);
