@@ -6,7 +6,7 @@
  * abort(); spf.c turns it into temperror, and this target into a crash so
  * that such inputs are found).
  *
- * fuzz-sources: policy/spf.c policy/spf_header.c lib/dns_wait.c lib/log.c lib/xalloc.c -lspf2
+ * fuzz-sources: policy/spf.c policy/spf_header.c lib/strbuf.c lib/dns_wait.c lib/log.c lib/xalloc.c -lspf2
  * fuzz-pkg: libunbound
  * Build and run: tests/fuzz/run.sh tests/fuzz/fuzz-spf.c 300
  *
