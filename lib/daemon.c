@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "lib/daemon.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
 
 /* Write end of the pipe to the waiting parent; -1 when not detached. */
 static int ready_fd = -1;
@@ -155,4 +157,68 @@ int daemon_drop_privileges(const char *user, const char **err_r)
 		return -1;
 	}
 	return 0;
+}
+
+/* chown_if_file - chown path to uid:gid if it is a regular file */
+static void chown_if_file(const char *path, uid_t uid, gid_t gid, const char *what)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	if ((st.st_uid != uid || st.st_gid != gid) && chown(path, uid, gid) < 0)
+		log_error("%s: chown %s: %s", what, path, strerror(errno));
+}
+
+/* An SQLite file and the files SQLite keeps beside it (WAL mode) */
+static const char *const db_suffix[] = {"", "-wal", "-shm"};
+
+void daemon_prepare_db(const char *path, uid_t uid, gid_t gid, const char *what)
+{
+	const char *slash;
+	struct stat st;
+	char *dir;
+
+	if (path == NULL || path[0] == '\0')
+		return;
+	slash = strrchr(path, '/');
+	dir = slash == NULL ? xstrdup(".")
+	      : slash == path ? xstrdup("/")
+			      : xstrndup(path, (size_t)(slash - path));
+	if (stat(dir, &st) < 0 && errno == ENOENT) {
+		if (mkdir(dir, 0750) < 0)
+			log_error("%s: cannot create %s: %s", what, dir, strerror(errno));
+		else if (uid != (uid_t)-1 && chown(dir, uid, gid) < 0)
+			log_error("%s: chown %s: %s", what, dir, strerror(errno));
+		else
+			chmod(dir, 0750); /* whatever the umask */
+	} else if (!S_ISDIR(st.st_mode)) {
+		log_error("%s: %s is not a directory", what, dir);
+	} else if (uid != (uid_t)-1 && uid != 0 && !(st.st_uid == uid && (st.st_mode & S_IWUSR)) &&
+		   !(st.st_gid == gid && (st.st_mode & S_IWGRP)) && !(st.st_mode & S_IWOTH)) {
+		/* SQLite makes its -wal and -shm files next to the db */
+		log_warning("%s: directory %s may not be writable by uid %u (%s)", what, dir,
+			    (unsigned)uid, path);
+	}
+	free(dir);
+	if (uid == (uid_t)-1)
+		return;
+	for (size_t i = 0; i < 3; i++) {
+		char *f = xasprintf("%s%s", path, db_suffix[i]);
+		chown_if_file(f, uid, gid, what);
+		free(f);
+	}
+}
+
+void daemon_db_give_back(const char *path)
+{
+	struct stat st;
+
+	if (geteuid() != 0 || stat(path, &st) < 0)
+		return;
+	for (size_t i = 1; i < 3; i++) {
+		char *f = xasprintf("%s%s", path, db_suffix[i]);
+		chown_if_file(f, st.st_uid, st.st_gid, path);
+		free(f);
+	}
 }

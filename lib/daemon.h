@@ -28,6 +28,17 @@ int daemon_lookup_user(const char *user, uid_t *uid_r, gid_t *gid_r);
  * primary group and supplementary groups) for good, and verify that root
  * cannot be regained. Not root: nothing to do, returns 0. Returns -1 with
  * *err_r on failure; the caller must then exit. */
+/* daemon_prepare_db - as root, before dropping privileges: make the
+ * directory of an SQLite file the daemon keeps (path; "" or NULL: none)
+ * if missing (mode 0750, owned by uid:gid), and give an existing file
+ * and its -wal and -shm files to uid:gid. (uid_t)-1 leaves owners
+ * alone. what names the file in log lines; errors are logged, never
+ * fatal. */
+void daemon_prepare_db(const char *path, uid_t uid, gid_t gid, const char *what);
+/* daemon_db_give_back - run as root by a reader of such a file (weirctl):
+ * the -wal and -shm files SQLite may have made go to the file's owner,
+ * so that the daemon running as that user can still write it */
+void daemon_db_give_back(const char *path);
 int daemon_drop_privileges(const char *user, const char **err_r);
 
 #endif

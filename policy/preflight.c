@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/daemon.h"
 #include "lib/endpoint.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
@@ -539,56 +540,11 @@ void preflight_result_free(struct preflight_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* chown_if_file - chown path to uid:gid if it is a regular file */
-static void chown_if_file(const char *path, uid_t uid, gid_t gid)
-{
-	struct stat st;
-
-	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
-		return;
-	if ((st.st_uid != uid || st.st_gid != gid) && chown(path, uid, gid) < 0)
-		log_error("spf preflight store: chown %s: %s", path, strerror(errno));
-}
-
 void preflight_prepare_store(const struct weir_config *cfg, uid_t uid, gid_t gid)
 {
-	const char *db = cfg->spf.preflight_db;
-	const char *slash;
-	struct stat st;
-	char *dir;
-
-	if (cfg->spf.preflight == 0 || db == NULL || db[0] == '\0')
+	if (cfg->spf.preflight == 0)
 		return;
-	slash = strrchr(db, '/');
-	dir = slash == NULL ? xstrdup(".")
-	      : slash == db ? xstrdup("/")
-	                    : xstrndup(db, (size_t)(slash - db));
-	if (stat(dir, &st) < 0 && errno == ENOENT) {
-		if (mkdir(dir, 0750) < 0)
-			log_error("spf preflight store: cannot create %s: %s", dir,
-			          strerror(errno));
-		else if (uid != (uid_t)-1 && chown(dir, uid, gid) < 0)
-			log_error("spf preflight store: chown %s: %s", dir, strerror(errno));
-		else
-			chmod(dir, 0750); /* whatever the umask */
-	} else if (!S_ISDIR(st.st_mode)) {
-		log_error("spf preflight store: %s is not a directory", dir);
-	} else if (uid != (uid_t)-1 && uid != 0 && !(st.st_uid == uid && (st.st_mode & S_IWUSR)) &&
-	           !(st.st_gid == gid && (st.st_mode & S_IWGRP)) && !(st.st_mode & S_IWOTH)) {
-		/* SQLite makes its -wal and -shm files next to the db */
-		log_warning("spf preflight store: directory %s may not be writable by uid %u: "
-		            "findings will not be stored (spf.preflight_db = \"%s\")",
-		            dir, (unsigned)uid, db);
-	}
-	free(dir);
-	if (uid == (uid_t)-1)
-		return;
-	for (size_t i = 0; i < 3; i++) {
-		static const char *const suffix[] = {"", "-wal", "-shm"};
-		char *f = xasprintf("%s%s", db, suffix[i]);
-		chown_if_file(f, uid, gid);
-		free(f);
-	}
+	daemon_prepare_db(cfg->spf.preflight_db, uid, gid, "spf preflight store");
 }
 
 /* One row of the store, for the report */
@@ -741,22 +697,6 @@ static void print_table(FILE *out, const struct row *rows, size_t n)
 	}
 }
 
-/* give_back - as root, the -wal and -shm files SQLite may have made for
- * this reader go to the db file's owner, so that the daemon (which runs
- * as that user) can still write the store */
-static void give_back(const char *db_path)
-{
-	struct stat st;
-
-	if (geteuid() != 0 || stat(db_path, &st) < 0)
-		return;
-	for (size_t i = 0; i < 2; i++) {
-		static const char *const suffix[] = {"-wal", "-shm"};
-		char *f = xasprintf("%s%s", db_path, suffix[i]);
-		chown_if_file(f, st.st_uid, st.st_gid);
-		free(f);
-	}
-}
 
 int preflight_report(const char *db_path, FILE *out, bool prometheus, char **err_r)
 {
@@ -787,7 +727,7 @@ int preflight_report(const char *db_path, FILE *out, bool prometheus, char **err
 	sqlite3_busy_timeout(db, STORE_BUSY_MS);
 	rc = read_rows(db, &rows, &n, err_r);
 	sqlite3_close(db);
-	give_back(db_path);
+	daemon_db_give_back(db_path);
 	if (rc < 0) {
 		char *e = xasprintf("%s: %s", db_path, *err_r);
 		free(*err_r);
