@@ -151,6 +151,15 @@ static const struct rec zone_recs[] = {
 	{"down.example", T_A, "TEMPFAIL"},
 	{"txtdown.example", T_TXT, "TEMPFAIL"},
 	{"helo.example", T_TXT, "v=spf1 ip6:2001:db8::/32 -all"},
+	/* ten includes of the next level per record, four levels: 11110
+	 * record lookups unless the term limit holds over the whole check
+	 * (libspf2 counts per record) */
+#define TEN(x) "v=spf1 " x " " x " " x " " x " " x " " x " " x " " x " " x " " x " -all"
+	{"fan0.example", T_TXT, TEN("include:fan1.example")},
+	{"fan1.example", T_TXT, TEN("include:fan2.example")},
+	{"fan2.example", T_TXT, TEN("include:fan3.example")},
+	{"fan3.example", T_TXT, TEN("include:fan4.example")},
+	{"fan4.example", T_TXT, "v=spf1 -all"},
 	{"exp.example", T_TXT, "v=spf1 -all exp=why.exp.example"},
 	{"why.exp.example", T_TXT, "%{i} may not send\r\nX-Evil: \001 for %{d}, 100% sure"},
 	{"exp8.example", T_TXT, "v=spf1 -all exp=why8.example"},
@@ -289,6 +298,15 @@ static void test_zone(void)
 	test_assert(seconds_since(&t0) >= 1.0);
 	spf_outcome_free(&o);
 	z.sleep_ms = 0;
+	test_end();
+
+	test_begin("include fan-out: the term limit holds over the whole check");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	z.lookups = 0;
+	test_assert_str(check(e, "192.0.2.1", "a@fan0.example", &o), "permerror");
+	test_assert(z.lookups <= 12);
+	test_assert(seconds_since(&t0) < 1.0);
+	spf_outcome_free(&o);
 	test_end();
 
 	test_begin("oversized SPF record: permerror");
