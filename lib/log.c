@@ -209,6 +209,16 @@ void kv_addf(struct kvline *kv, const char *key, const char *fmt, ...)
 	free(s);
 }
 
+void kv_append(struct kvline *kv, const char *pairs)
+{
+	if (pairs == NULL || pairs[0] == '\0')
+		return;
+	if (kv->len > 0)
+		kv_putc(kv, ' ');
+	for (; *pairs; pairs++)
+		kv_putc(kv, *pairs);
+}
+
 const char *kv_str(const struct kvline *kv)
 {
 	return kv->buf ? kv->buf : "";

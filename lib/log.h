@@ -43,6 +43,8 @@ void kv_add(struct kvline *kv, const char *key, const char *value);
 void kv_addn(struct kvline *kv, const char *key, const char *value, size_t n);
 void kv_addf(struct kvline *kv, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* kv_append - append pairs already formatted (another kvline's kv_str) */
+void kv_append(struct kvline *kv, const char *pairs);
 /* kv_str - the line so far, without the leading space ("" when empty) */
 const char *kv_str(const struct kvline *kv);
 void kv_free(struct kvline *kv);

@@ -60,12 +60,12 @@ enum mlfi_status decide(struct conn *c, const struct mlfi_io *io, enum rule rule
 			const char *text)
 {
 	return decide_action(c, io, rule_names[rule], rule_action(c->cfg, rule), "5.7.1", "4.7.1",
-			     text);
+			     text, NULL);
 }
 
 enum mlfi_status decide_action(struct conn *c, const struct mlfi_io *io, const char *rule,
 			       int action, const char *esc_reject, const char *esc_tempfail,
-			       const char *text)
+			       const char *text, const char *extra)
 {
 	bool dry = c->cfg->policy.dry_run;
 	bool temp = action == ACTION_TEMPFAIL;
@@ -78,6 +78,8 @@ enum mlfi_status decide_action(struct conn *c, const struct mlfi_io *io, const c
 	add_context(&kv, c);
 	kv_add(&kv, "rule", rule);
 	kv_add(&kv, "action", action_names[action]);
+	if (extra != NULL)
+		kv_append(&kv, extra);
 	if (dry)
 		kv_add(&kv, "dry_run", "yes");
 	if (action == ACTION_ACCEPT)

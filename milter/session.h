@@ -136,10 +136,11 @@ const char *identity_who(const struct conn *c);
 enum mlfi_status decide(struct conn *c, const struct mlfi_io *io, enum rule rule,
 			const char *text);
 /* decide_action - the same for a check with its own action and enhanced
- * status codes (for a reject, for a tempfail); rule names it in the log */
+ * status codes (for a reject, for a tempfail); rule names it in the log,
+ * extra (or NULL) is more key=value text for the decision line */
 enum mlfi_status decide_action(struct conn *c, const struct mlfi_io *io, const char *rule,
 			       int action, const char *esc_reject, const char *esc_tempfail,
-			       const char *text);
+			       const char *text, const char *extra);
 
 /* spf_mail.c */
 /* spf_mail - at MAIL FROM, after the sender rules: SPF of mail from

@@ -235,7 +235,7 @@ static enum mlfi_status inbound(struct conn *c, const struct mlfi_io *io, const 
 		reply_text(text, sizeof(text), worst, ip,
 			   helo_id ? helo : spf_domain_of(sender, helo, dom, sizeof(dom)), helo_id);
 		st = decide_action(c, io, "spf", action, esc_reject(worst->result),
-				   esc_tempfail(worst->result), text);
+				   esc_tempfail(worst->result), text, NULL);
 	}
 	spf_outcome_free(&o);
 	return st;
@@ -278,7 +278,7 @@ static enum mlfi_status outbound(struct conn *c, const struct mlfi_io *io, const
 			 r.domain ? r.domain : "", r.worst == SPF_RES_FAIL ? "fails" : "is broken",
 			 r.ip ? r.ip : "?");
 		st = decide_action(c, io, "spf_preflight", ACTION_TEMPFAIL, "5.7.23",
-				   r.worst == SPF_RES_FAIL ? "4.7.23" : "4.7.24", text);
+				   r.worst == SPF_RES_FAIL ? "4.7.23" : "4.7.24", text, NULL);
 	}
 	preflight_result_free(&r);
 	return st;
