@@ -163,7 +163,9 @@ static char *key_value(const struct rate_limit *l, const struct parts *p)
 		case RATE_KEY_SENDER_DOMAIN:
 			v = p->sender_domain ? xstrdup(p->sender_domain) : NULL;
 			break;
-		case RATE_KEY_RCPT_DOMAIN: v = p->rcpt_domain ? xstrdup(p->rcpt_domain) : NULL; break;
+		case RATE_KEY_RCPT_DOMAIN:
+			v = p->rcpt_domain ? xstrdup(p->rcpt_domain) : NULL;
+			break;
 		}
 		if (v == NULL) {
 			free(out);
@@ -185,8 +187,7 @@ static bool domain_matches(const char *entry, const char *domain)
 }
 
 /* override_for - the first override of l that matches p, or NULL */
-static const struct rate_override *override_for(const struct rate_limit *l,
-						const struct parts *p)
+static const struct rate_override *override_for(const struct rate_limit *l, const struct parts *p)
 {
 	for (size_t i = 0; i < l->noverrides; i++) {
 		const struct rate_override *o = &l->overrides[i];
@@ -222,7 +223,7 @@ static bool seen_domain(const struct rate_context *ctx, const char *domain)
 
 /* charged_now - whether l is charged at this stage (before its key) */
 static bool charged_now(const struct rate_limit *l, enum rate_when when,
-			const struct rate_context *ctx, const struct parts *p)
+                        const struct rate_context *ctx, const struct parts *p)
 {
 	bool per_domain = has_part(l, RATE_KEY_RCPT_DOMAIN);
 
@@ -236,8 +237,8 @@ static bool charged_now(const struct rate_limit *l, enum rate_when when,
 	return per_domain && p->rcpt_domain != NULL && !seen_domain(ctx, p->rcpt_domain);
 }
 
-size_t rate_plan(const struct weir_config *cfg, enum rate_when when,
-		 const struct rate_context *ctx, struct rate_item **items_r)
+size_t rate_plan(const struct weir_config *cfg, enum rate_when when, const struct rate_context *ctx,
+                 struct rate_item **items_r)
 {
 	struct rate_item *items = NULL;
 	size_t n = 0;

@@ -28,18 +28,18 @@
 #define BURST_MAX       1000000
 
 static const char *const key_part_names[RATE_KEY_PARTS] = {
-	"login", "client", "sender", "sender_domain", "rcpt_domain",
+    "login", "client", "sender", "sender_domain", "rcpt_domain",
 };
 
-/* in the order of enum policy_action: only the four a limit can take */
+/* the four actions a limit can take */
 static const struct {
 	const char *name;
 	int action;
 } limit_actions[] = {
-	{"tempfail", ACTION_TEMPFAIL},
-	{"reject", ACTION_REJECT},
-	{"hold", ACTION_HOLD},
-	{"log", ACTION_LOG},
+    {"tempfail", ACTION_TEMPFAIL},
+    {"reject", ACTION_REJECT},
+    {"hold", ACTION_HOLD},
+    {"log", ACTION_LOG},
 };
 
 /* Where errors go: the file and the limit being parsed */
@@ -53,7 +53,7 @@ struct parse_ctx {
 #define report(pc, node, ...) report_at(pc, (int)config_setting_source_line(node), __VA_ARGS__)
 
 static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
 {
@@ -126,14 +126,15 @@ static const char *member_string(struct parse_ctx *pc, config_setting_t *g, cons
 /* member_int - the integer member name of g within [min, max]: 1 and
  * *v_r, 0 when absent, -1 (reported) when bad */
 static int member_int(struct parse_ctx *pc, config_setting_t *g, const char *name, long long min,
-		      long long max, long long *v_r)
+                      long long max, long long *v_r)
 {
 	config_setting_t *m = config_setting_get_member(g, name);
 	long long v;
 
 	if (m == NULL)
 		return 0;
-	if (config_setting_type(m) != CONFIG_TYPE_INT && config_setting_type(m) != CONFIG_TYPE_INT64) {
+	if (config_setting_type(m) != CONFIG_TYPE_INT &&
+	    config_setting_type(m) != CONFIG_TYPE_INT64) {
 		report(pc, m, "%s: expected a number", name);
 		return -1;
 	}
@@ -148,8 +149,8 @@ static int member_int(struct parse_ctx *pc, config_setting_t *g, const char *nam
 
 /* member_rate - member name ("rate" or "quota") as N/PERIOD: 1, 0
  * when absent, -1 (reported) when bad */
-static int member_rate(struct parse_ctx *pc, config_setting_t *g, const char *name,
-		       long long *n_r, long long *period_ms_r)
+static int member_rate(struct parse_ctx *pc, config_setting_t *g, const char *name, long long *n_r,
+                       long long *period_ms_r)
 {
 	config_setting_t *m = config_setting_get_member(g, name);
 	const char *v = member_string(pc, g, name), *err;
@@ -173,8 +174,9 @@ static void parse_key(struct parse_ctx *pc, config_setting_t *g, struct rate_lim
 	char *copy, *tok, *save = NULL;
 
 	if (m == NULL) {
-		report(pc, g, "key is required (login, client, sender, sender_domain, "
-			      "rcpt_domain, or several joined by +)");
+		report(pc, g,
+		       "key is required (login, client, sender, sender_domain, "
+		       "rcpt_domain, or several joined by +)");
 		return;
 	}
 	if (v == NULL)
@@ -185,8 +187,10 @@ static void parse_key(struct parse_ctx *pc, config_setting_t *g, struct rate_lim
 		while (k < RATE_KEY_PARTS && strcmp(key_part_names[k], tok) != 0)
 			k++;
 		if (k == RATE_KEY_PARTS) {
-			report(pc, m, "key: unknown part '%s' (login, client, sender, "
-				      "sender_domain, rcpt_domain)", tok);
+			report(pc, m,
+			       "key: unknown part '%s' (login, client, sender, "
+			       "sender_domain, rcpt_domain)",
+			       tok);
 			continue;
 		}
 		for (size_t i = 0; i < l->nparts; i++)
@@ -237,15 +241,17 @@ static void parse_identities(struct parse_ctx *pc, config_setting_t *g, struct r
 		return;
 	l->identities = 0;
 	n = config_setting_type(m) == CONFIG_TYPE_STRING ? 1 : config_setting_length(m);
-	if (config_setting_is_group(m) || (n == 0 && config_setting_type(m) != CONFIG_TYPE_STRING)) {
-		report(pc, m, "identities: expected a list of \"authenticated\", \"trusted\", "
-			      "\"outside\"");
+	if (config_setting_is_group(m) ||
+	    (n == 0 && config_setting_type(m) != CONFIG_TYPE_STRING)) {
+		report(pc, m,
+		       "identities: expected a list of \"authenticated\", \"trusted\", "
+		       "\"outside\"");
 		return;
 	}
 	for (int i = 0; i < n; i++) {
 		config_setting_t *e = config_setting_type(m) == CONFIG_TYPE_STRING
-					  ? m
-					  : config_setting_get_elem(m, (unsigned)i);
+		                          ? m
+		                          : config_setting_get_elem(m, (unsigned)i);
 		const char *v = config_setting_get_string(e);
 
 		if (v != NULL && strcmp(v, "authenticated") == 0)
@@ -255,8 +261,9 @@ static void parse_identities(struct parse_ctx *pc, config_setting_t *g, struct r
 		else if (v != NULL && strcmp(v, "outside") == 0)
 			l->identities |= IDENTITY_OUTSIDE;
 		else
-			report(pc, e, "identities: expected \"authenticated\", \"trusted\" or "
-				      "\"outside\"");
+			report(pc, e,
+			       "identities: expected \"authenticated\", \"trusted\" or "
+			       "\"outside\"");
 	}
 }
 
@@ -297,7 +304,7 @@ static char *match_domain(struct parse_ctx *pc, config_setting_t *o, const char 
 
 /* parse_override_match - what an override applies to */
 static void parse_override_match(struct parse_ctx *pc, config_setting_t *o,
-				 const struct rate_limit *l, struct rate_override *ov)
+                                 const struct rate_limit *l, struct rate_override *ov)
 {
 	const char *login = member_string(pc, o, "login");
 	const char *net = member_string(pc, o, "network"), *err;
@@ -333,10 +340,10 @@ static void parse_override_match(struct parse_ctx *pc, config_setting_t *o,
 /* parse_override - one { login|domain|rcpt_domain|network; rate; burst;
  * quota; unlimited; } */
 static void parse_override(struct parse_ctx *pc, config_setting_t *o, const struct rate_limit *l,
-			   struct rate_override *ov)
+                           struct rate_override *ov)
 {
 	static const char *const keys[] = {"login", "domain", "rcpt_domain", "network", "rate",
-					   "burst", "quota", "unlimited", NULL};
+	                                   "burst", "quota",  "unlimited",   NULL};
 	config_setting_t *u = config_setting_get_member(o, "unlimited");
 	long long burst = 0;
 	int r;
@@ -346,8 +353,8 @@ static void parse_override(struct parse_ctx *pc, config_setting_t *o, const stru
 	parse_override_match(pc, o, l, ov);
 	if (u != NULL && config_setting_type(u) != CONFIG_TYPE_BOOL)
 		report(pc, u, "overrides: unlimited: expected true or false");
-	ov->unlimited = u != NULL && config_setting_type(u) == CONFIG_TYPE_BOOL &&
-			config_setting_get_bool(u);
+	ov->unlimited =
+	    u != NULL && config_setting_type(u) == CONFIG_TYPE_BOOL && config_setting_get_bool(u);
 	r = member_rate(pc, o, "rate", &ov->params.n, &ov->params.period_ms);
 	ov->set_rate = r > 0;
 	r = member_int(pc, o, "burst", 1, BURST_MAX, &burst);
@@ -356,11 +363,12 @@ static void parse_override(struct parse_ctx *pc, config_setting_t *o, const stru
 	r = member_rate(pc, o, "quota", &ov->params.quota_n, &ov->params.quota_period_ms);
 	ov->set_quota = r > 0;
 	if (ov->unlimited && (ov->set_rate || ov->set_burst || ov->set_quota))
-		report(pc, o, "overrides: unlimited = true leaves no room for rate, burst or quota");
+		report(pc, o,
+		       "overrides: unlimited = true leaves no room for rate, burst or quota");
 	else if (!ov->unlimited && !ov->set_rate && !ov->set_burst && !ov->set_quota &&
-		 config_setting_get_member(o, "rate") == NULL &&
-		 config_setting_get_member(o, "burst") == NULL &&
-		 config_setting_get_member(o, "quota") == NULL)
+	         config_setting_get_member(o, "rate") == NULL &&
+	         config_setting_get_member(o, "burst") == NULL &&
+	         config_setting_get_member(o, "quota") == NULL)
 		report(pc, o, "overrides: each sets rate, burst, quota or unlimited = true");
 	else if (ov->set_burst && !ov->set_rate && l->params.n == 0)
 		report(pc, o, "overrides: burst without a rate (the limit has none)");
@@ -415,7 +423,7 @@ static bool valid_name(const char *v)
 
 /* parse_name - name: [A-Za-z0-9_.-]+, unique among cfg's limits */
 static void parse_name(struct parse_ctx *pc, struct weir_config *cfg, config_setting_t *g,
-		       struct rate_limit *l)
+                       struct rate_limit *l)
 {
 	const char *v = member_string(pc, g, "name");
 
@@ -452,11 +460,11 @@ static void parse_count(struct parse_ctx *pc, config_setting_t *g, struct rate_l
 
 /* parse_limit - one entry of rate.limits; added to cfg when clean */
 static void parse_limit(struct weir_config *cfg, config_setting_t *g, int index, const char *file,
-			struct config_errors *errs)
+                        struct config_errors *errs)
 {
-	static const char *const keys[] = {"name", "key", "count", "rate", "burst", "quota",
-					   "action", "identities", "ipv4_prefix", "ipv6_prefix",
-					   "overrides", NULL};
+	static const char *const keys[] = {"name",        "key",         "count",     "rate",
+	                                   "burst",       "quota",       "action",    "identities",
+	                                   "ipv4_prefix", "ipv6_prefix", "overrides", NULL};
 	char entry[32];
 	struct parse_ctx pc = {file, entry, errs, false};
 	struct rate_limit l = {0};
@@ -488,13 +496,14 @@ static void parse_limit(struct weir_config *cfg, config_setting_t *g, int index,
 }
 
 void rate_limits_parse(struct weir_config *cfg, void *node, const char *file,
-		       struct config_errors *errs)
+                       struct config_errors *errs)
 {
 	config_setting_t *list = node;
 
 	if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
 		config_errors_add(errs, file, (int)config_setting_source_line(list),
-				  WHAT ": expected a list of { name = ...; key = ...; rate = ...; }");
+		                  WHAT
+		                  ": expected a list of { name = ...; key = ...; rate = ...; }");
 		return;
 	}
 	for (int i = 0; i < config_setting_length(list); i++) {
@@ -502,7 +511,7 @@ void rate_limits_parse(struct weir_config *cfg, void *node, const char *file,
 
 		if (!config_setting_is_group(g)) {
 			config_errors_add(errs, file, (int)config_setting_source_line(g),
-					  WHAT ": entry %d is not a group { }", i + 1);
+			                  WHAT ": entry %d is not a group { }", i + 1);
 			continue;
 		}
 		parse_limit(cfg, g, i, file, errs);

@@ -46,4 +46,29 @@ int rate_store_reset(struct rate_store *s, const char *state_key, char **err_r);
 /* rate_now_ms - wall clock in ms (UTC) */
 long long rate_now_ms(void);
 
+/* rate_store_open_admin - for weirctl (show, reset): the memory backend
+ * then works on rate.state_db only (no counters loaded, no flush thread;
+ * a reset is passed to the running weir-milter through the rate_reset
+ * table); the Redis backend is the same as rate_store_open */
+struct rate_store *rate_store_open_admin(const struct weir_config *cfg, char **err_r);
+/* rate_store_flush - memory backend: write changed counters and take
+ * reset requests now instead of at the next flush_interval (tests,
+ * benches); 0, or -1 when the write failed. Redis: nothing to do, 0. */
+int rate_store_flush(struct rate_store *s);
+
+/* The state of one key as both backends keep it; all times in ms */
+struct rate_state {
+	long long tat;          /* GCRA theoretical arrival time (0: none) */
+	long long t, cap;       /* GCRA emission interval and capacity last charged with */
+	long long qwin, qcount; /* quota window start (-1: none) and the count in it */
+	long long qn, qw;       /* quota and its window last charged with */
+};
+
+/* rate_state_format - the line `weirctl rate show` prints for a key in
+ * state st at now_ms (caller frees): "KEY limit=NAME value=VALUE
+ * rate_remaining=N [rate_retry_at=ISO rate_retry_after=S] rate_full_at=ISO
+ * quota_used=N quota_limit=N quota_remaining=N quota_resets_at=ISO", rate
+ * and quota fields only when the key has them, times ISO-8601 UTC */
+char *rate_state_format(const char *state_key, const struct rate_state *st, long long now_ms);
+
 #endif
