@@ -144,8 +144,11 @@ void log_message(struct conn *c, const char *decision, const char *reason, const
 	kv_add(&kv, "decision", decision);
 	if (reason)
 		kv_add(&kv, "reason", reason);
-	log_info("%s%s%s%s%s", kv_str(&kv), m->spf_log ? " " : "", m->spf_log ? m->spf_log : "",
-		 extra && extra[0] ? " " : "", extra ? extra : "");
+	if (m->rate_log != NULL)
+		kv_add(&kv, "rate", m->rate_log);
+	kv_append(&kv, m->spf_log);
+	kv_append(&kv, extra);
+	log_info("%s", kv_str(&kv));
 	kv_free(&kv);
 	free(list);
 }

@@ -104,6 +104,8 @@ enum mlfi_status session_mail(struct conn *c, const struct mlfi_io *io, char **a
 									 : m->sender;
 		st = spf_mail(c, io, spf_sender);
 	}
+	if (st != MLFI_REJECT && st != MLFI_TEMPFAIL)
+		st = rate_mail(c, io);
 	if (parsed)
 		address_free(&a);
 	if (st == MLFI_REJECT || st == MLFI_TEMPFAIL) {
@@ -157,6 +159,11 @@ enum mlfi_status session_rcpt(struct conn *c, const struct mlfi_io *io, char **a
 	arg = argv[0];
 	if (m->identity == ID_OUTSIDE)
 		st = relay_check(c, io, arg);
+	if (st != MLFI_REJECT && st != MLFI_TEMPFAIL) {
+		char *rcpt = strip_brackets(arg);
+		st = rate_rcpt(c, io, rcpt);
+		free(rcpt);
+	}
 	if (st == MLFI_REJECT || st == MLFI_TEMPFAIL) {
 		m->n_refused++;
 		return st;

@@ -45,6 +45,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "milter/mlfi.h"
+#include "milter/session.h"
 #include "policy/config.h"
 #include "policy/preflight.h"
 
@@ -152,6 +153,8 @@ static void write_pid_file(const struct weir_config *cfg)
 	if (geteuid() == 0 && daemon_lookup_user(cfg->user, &uid, &gid) < 0)
 		log_fatal("user %s: no such account (create it, or set 'user')", cfg->user);
 	preflight_prepare_store(cfg, uid, gid); /* still root: the SPF preflight's directory */
+	if (cfg->rate.backend == RATE_BACKEND_MEMORY && cfg->rate.nlimits > 0)
+		daemon_prepare_db(cfg->rate.state_db, uid, gid, "rate state");
 	if (cfg->milter.pid_file[0] == '\0')
 		return;
 	if (daemon_pidfile_write(cfg->milter.pid_file, uid, gid, &err) < 0)
@@ -232,6 +235,7 @@ int main(int argc, char **argv)
 	daemon_ready();
 	rc = smfi_main();
 	log_info("stopping");
+	rate_stage_shutdown(); /* the last counts reach rate.state_db */
 
 	stopping = 1;
 	pthread_kill(sigthread, SIGUSR1);

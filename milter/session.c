@@ -140,6 +140,10 @@ void msg_free(struct msg *m)
 		free(m->spf_ar[i]);
 	}
 	free(m->spf_log);
+	free(m->rate_log);
+	for (size_t i = 0; i < m->n_rate_domains; i++)
+		free(m->rate_domains[i]);
+	free(m->rate_domains);
 	free(m);
 }
 

@@ -79,6 +79,11 @@ struct msg {
 	char *spf_ar[2];
 	size_t n_spf;
 	char *spf_log;
+	/* rate limits (rate_stage.c): the log line's rate= value, and the
+	 * recipient domains charged in this transaction */
+	char *rate_log;
+	char **rate_domains;
+	size_t n_rate_domains;
 };
 
 struct conn {
@@ -149,6 +154,14 @@ enum mlfi_status decide_action(struct conn *c, const struct mlfi_io *io, const c
 enum mlfi_status spf_mail(struct conn *c, const struct mlfi_io *io, const char *sender);
 /* spf_conn_free - the connection's SPF state */
 void spf_conn_free(struct conn *c);
+
+/* rate_stage.c */
+/* rate_mail, rate_rcpt - charge the rate limits of this stage; the
+ * stage's answer (a denied recipient is refused alone) */
+enum mlfi_status rate_mail(struct conn *c, const struct mlfi_io *io);
+enum mlfi_status rate_rcpt(struct conn *c, const struct mlfi_io *io, const char *rcpt);
+/* rate_stage_shutdown - flush and close the rate store (at exit) */
+void rate_stage_shutdown(void);
 /* log_message - the per-message line: decision, optional reason, and
  * extra key=value text (DKIM results) or NULL */
 void log_message(struct conn *c, const char *decision, const char *reason, const char *extra);
