@@ -30,7 +30,6 @@
 static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rate_store *store;
 static const struct weir_config *store_cfg; /* the last configuration it was given */
-static int store_backend = -1;
 static bool store_failed; /* opening failed: said once */
 static bool store_shut;   /* rate_stage_shutdown ran: no reopening */
 
@@ -45,10 +44,6 @@ static struct rate_store *store_for(const struct weir_config *cfg)
 		pthread_mutex_unlock(&store_lock);
 		return NULL;
 	}
-	if (store != NULL && store_backend != cfg->rate.backend) {
-		rate_store_close(store);
-		store = NULL;
-	}
 	if (store == NULL) {
 		store = rate_store_open(cfg, &err);
 		if (store == NULL && !store_failed) {
@@ -61,9 +56,9 @@ static struct rate_store *store_for(const struct weir_config *cfg)
 		if (store != NULL) {
 			store_failed = false;
 			store_cfg = cfg;
-			store_backend = cfg->rate.backend;
 		}
 	} else if (store_cfg != cfg) {
+		/* a reload: new limits (a new backend too), counters kept */
 		rate_store_reconfigure(store, cfg);
 		store_cfg = cfg;
 	}
