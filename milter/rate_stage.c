@@ -29,12 +29,14 @@
 
 static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rate_store *store;
-static const struct weir_config *store_cfg; /* the last configuration it was given */
+/* the configuration the store was last given, referenced so that its
+ * address cannot be reused by a newer one while the store is set up for it */
+static struct weir_config *store_cfg;
 static bool store_failed; /* opening failed: said once */
 static bool store_shut;   /* rate_stage_shutdown ran: no reopening */
 
 /* store_for - the store, set up for cfg; NULL when it cannot be opened */
-static struct rate_store *store_for(const struct weir_config *cfg)
+static struct rate_store *store_for(struct weir_config *cfg)
 {
 	struct rate_store *s;
 	char *err = NULL;
@@ -55,12 +57,13 @@ static struct rate_store *store_for(const struct weir_config *cfg)
 		free(err);
 		if (store != NULL) {
 			store_failed = false;
-			store_cfg = cfg;
+			store_cfg = config_ref(cfg);
 		}
 	} else if (store_cfg != cfg) {
 		/* a reload: new limits (a new backend too), counters kept */
 		rate_store_reconfigure(store, cfg);
-		store_cfg = cfg;
+		config_unref(store_cfg);
+		store_cfg = config_ref(cfg);
 	}
 	s = store;
 	pthread_mutex_unlock(&store_lock);
@@ -72,6 +75,7 @@ void rate_stage_shutdown(void)
 	pthread_mutex_lock(&store_lock);
 	rate_store_close(store);
 	store = NULL;
+	config_unref(store_cfg);
 	store_cfg = NULL;
 	store_shut = true;
 	pthread_mutex_unlock(&store_lock);
