@@ -131,7 +131,8 @@ if [ $asan = 1 ]; then
 		for t in tests/integration/10-*.sh tests/integration/20-*.sh \
 			 tests/integration/40-*.sh tests/integration/60-*.sh \
 			 tests/integration/130-*.sh tests/integration/210-*.sh \
-			 tests/integration/230-*.sh; do
+			 tests/integration/230-*.sh tests/integration/251-*.sh \
+			 tests/integration/270-*.sh; do
 			[ -x "$t" ] || continue
 			WEIR_BUILD=$asan_dir run_check "asan/$t" 300 "$t"
 		done
