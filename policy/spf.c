@@ -36,7 +36,9 @@
  *  - replaces any TXT record that starts with "v=spf1" and is longer than
  *    SPF_MAX_RECORD with a record libspf2 rejects as a syntax error, so the
  *    domain gets permerror instead of a long record reaching the compiler;
- *  - escapes the spaces of other TXT records (explanations, exp_text).
+ *  - escapes the spaces of other TXT records (explanations, exp_text);
+ *  - drops N from a macro "%{xN...}" whose value has N parts or fewer
+ *    (fix_truncation: libspf2 then cuts a character off the result).
  * Explanations and libspf2's reasons leave as printable ASCII (copy_text):
  * they go into SMTP replies and headers.
  *
@@ -138,6 +140,7 @@ static _Thread_local struct {
 	int host_next, host_count;
 	const char *over_limit; /* why the check exceeded a limit, or NULL */
 	sigjmp_buf *escape; /* set while libspf2 evaluates */
+	const SPF_request_t *req; /* the check's request (fix_truncation) */
 } check_state;
 
 /* spf_result_name - RFC 7208 name of r (static) */
@@ -235,6 +238,88 @@ static char *exp_text(const char *txt)
 	return out;
 }
 
+/* macro_value - what libspf2 will expand the macro letter c (lower
+ * case) to in this check, as far as it is known when a record is fetched:
+ * d is then the domain the record is fetched for (libspf2 sets cur_dom
+ * first, for exp= too). NULL if not known (p before its validation; c, r
+ * and t, which weir does not need). buf: room for i. */
+static const char *macro_value(char c, char *buf, size_t size)
+{
+	const SPF_request_t *req = check_state.req;
+	size_t o = 0;
+
+	if (req == NULL)
+		return NULL;
+	switch (c) {
+	case 'd': return req->cur_dom;
+	case 'o': return req->env_from_dp;
+	case 'l': return req->env_from_lp;
+	case 's': return req->env_from;
+	case 'h': return req->helo_dom;
+	case 'p': return req->client_dom;
+	case 'v': return req->client_ver == AF_INET ? "in-addr" : "ip6";
+	case 'i':
+		if (req->client_ver == AF_INET)
+			return inet_ntop(AF_INET, &req->ipv4, buf, (socklen_t)size);
+		for (int i = 0; i < 16 && o + 4 < size; i++)
+			o += (size_t)snprintf(buf + o, size - o, "%x.%x.", req->ipv6.s6_addr[i] >> 4,
+					      req->ipv6.s6_addr[i] & 0xf);
+		if (o > 0)
+			buf[o - 1] = '\0';
+		return buf;
+	default: return NULL;
+	}
+}
+
+/* fix_truncation - libspf2 1.2.10 cuts the first character off a macro
+ * truncated to its N rightmost parts when the value has N parts or fewer
+ * (SPF_record_expand_data: "%{d2}" of example.com gives "xample.com",
+ * "%{d2r}" of e.example "xample.e"). RFC 7208 7.3 says all parts are kept
+ * then, which is what the macro without N gives, so that N is dropped.
+ * txt: a TXT record fetched during a check. NULL when nothing changes;
+ * otherwise a new string, caller frees. */
+static char *fix_truncation(const char *txt)
+{
+	static const char delims[] = ".-+=|_"; /* libspf2's, SPF_c_parse_var */
+	const char *copied = txt;
+	char *out = NULL, buf[80];
+	size_t o = 0;
+
+	for (const char *p = txt; *p != '\0'; p++) {
+		const char *digits = p + 3, *q = digits, *dl, *end, *value;
+		size_t parts = 1, n = 0;
+
+		if (*p != '%')
+			continue;
+		if (p[1] != '{' || p[2] == '\0') {
+			p += p[1] != '\0'; /* "%%", "%_", "%-": no macro starts there */
+			continue;
+		}
+		while (*q >= '0' && *q <= '9' && q - digits < 4)
+			n = n * 10 + (size_t)(*q++ - '0');
+		dl = q + (*q == 'r');
+		for (end = dl; *end != '\0' && strchr(delims, *end) != NULL; end++)
+			;
+		if (n == 0 || *end != '}' ||
+		    (value = macro_value((char)tolower((unsigned char)p[2]), buf, sizeof(buf))) ==
+			    NULL)
+			continue;
+		for (const char *v = value; *v != '\0'; v++)
+			if (end > dl ? memchr(dl, *v, (size_t)(end - dl)) != NULL : *v == '.')
+				parts++;
+		if (n < parts)
+			continue;
+		if (out == NULL)
+			out = xmalloc(strlen(txt) + 1);
+		memcpy(out + o, copied, (size_t)(digits - copied));
+		o += (size_t)(digits - copied);
+		copied = q; /* the digits are left out */
+	}
+	if (out != NULL)
+		strcpy(out + o, copied);
+	return out;
+}
+
 /* rr_add - append one record of len bytes at data to rr; -1 on failure */
 static int rr_add(SPF_dns_rr_t *rr, const void *data, size_t len)
 {
@@ -269,7 +354,11 @@ static void add_rdata(SPF_dns_rr_t *rr, ns_type t, const unsigned char *d, size_
 			rr_add(rr, name, strlen(name) + 1);
 		break;
 	case ns_t_txt: {
-		char *txt = dns_txt_join(d, len), *exp;
+		char *txt = dns_txt_join(d, len), *exp, *fixed;
+		if ((fixed = fix_truncation(txt)) != NULL) {
+			free(txt);
+			txt = fixed;
+		}
 		if (!is_spf_record(txt)) {
 			exp = exp_text(txt);
 			rr_add(rr, exp, strlen(exp) + 1);
@@ -1012,6 +1101,7 @@ static int run_check(struct spf_engine *e, const char *client_ip, const char *he
 		return 0;
 	}
 	start_check(client_ip);
+	check_state.req = req;
 	if (query(req, &resp, &err) < 0) {
 		log_error("spf libspf2 gave up on this check (its memory is not freed)");
 		set_outcome(out, SPF_RES_TEMPERROR, "internal error in libspf2");

@@ -160,6 +160,14 @@ static const struct rec zone_recs[] = {
 	{"fan2.example", T_TXT, TEN("include:fan3.example")},
 	{"fan3.example", T_TXT, TEN("include:fan4.example")},
 	{"fan4.example", T_TXT, "v=spf1 -all"},
+	/* truncation to as many parts as there are, or more (libspf2 1.2.10
+	 * cut the first character off: "xample.ok.example") */
+	{"d2.example", T_TXT, "v=spf1 exists:%{d2}.ok.example -all"},
+	{"d2.example.ok.example", T_A, "127.0.0.2"},
+	{"d2r.example", T_TXT, "v=spf1 exists:%{d3r}.ok.example -all"},
+	{"example.d2r.ok.example", T_A, "127.0.0.2"},
+	{"d2e.example", T_TXT, "v=spf1 -all exp=why.d2e.example"},
+	{"why.d2e.example", T_TXT, "%{d2} %{l5} %{l1} %{i9} %{O2} %%{d2} %{l2-}"},
 	{"exp.example", T_TXT, "v=spf1 -all exp=why.exp.example"},
 	{"why.exp.example", T_TXT, "%{i} may not send\r\nX-Evil: \001 for %{d}, 100% sure"},
 	{"exp8.example", T_TXT, "v=spf1 -all exp=why8.example"},
@@ -232,6 +240,16 @@ static void test_zone(void)
 	test_assert_str(check(e, "192.0.2.1", "a@exp.example", &o), "fail");
 	test_assert_str(o.explanation,
 			"192.0.2.1 may not send??X-Evil: ? for exp.example, 100% sure");
+	spf_outcome_free(&o);
+	test_end();
+
+	test_begin("%{d2} of a two-label domain is the whole domain (RFC 7208 7.3)");
+	test_assert_str(check(e, "192.0.2.1", "a@d2.example", &o), "pass");
+	spf_outcome_free(&o);
+	test_assert_str(check(e, "192.0.2.1", "a@d2r.example", &o), "pass");
+	spf_outcome_free(&o);
+	test_assert_str(check(e, "192.0.2.1", "x.y-z@d2e.example", &o), "fail");
+	test_assert_str(o.explanation, "d2e.example x.y-z y-z 192.0.2.1 d2e.example %{d2} x.y.z");
 	spf_outcome_free(&o);
 	test_end();
 
