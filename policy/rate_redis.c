@@ -6,9 +6,10 @@
  * quota window, ms) and qcount (charged in that window), plus the
  * parameters last charged with (t = GCRA emission interval, cap = GCRA
  * capacity, qn = quota, qw = quota window; all ms) so that rate show can
- * say what remains without knowing the limit. Each hash carries a PEXPIRE
- * that ends when the GCRA state has drained and the quota window is over:
- * idle keys vanish by themselves.
+ * say what remains without knowing the limit: struct rate_state, as the
+ * memory backend keeps it, and shown by the same rate_state_format. Each
+ * hash carries a PEXPIRE that ends when the GCRA state has drained and
+ * the quota window is over: idle keys vanish by themselves.
  *
  * Decision: one Lua script (rr_charge_script) per rate_redis_charge, over
  * all items at once, so a decision is atomic across the fleet. Its clock
@@ -242,28 +243,15 @@ int rate_redis_charge(struct rate_redis *r, const struct rate_item *items, size_
 	return ret;
 }
 
-/* The state of one key as rate show reads it */
-struct key_state {
-	long long tat, t, cap, qwin, qcount, qn, qw;
-};
-
-static void iso_time(long long ms, char *buf, size_t size)
-{
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (gmtime_r(&secs, &tm) == NULL || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, size, "%lld", ms);
-}
-
-/* key_state_parse - HGETALL's answer into ks; false if it is no hash */
-static bool key_state_parse(const redisReply *reply, struct key_state *ks)
+/* state_parse - HGETALL's answer into st; false if it is no hash */
+static bool state_parse(const redisReply *reply, struct rate_state *st)
 {
 	static const char *const names[] = {"tat", "t", "cap", "qwin", "qcount", "qn", "qw"};
-	long long *fields[] = {&ks->tat,    &ks->t,  &ks->cap, &ks->qwin,
-	                       &ks->qcount, &ks->qn, &ks->qw};
+	long long *fields[] = {&st->tat,    &st->t,  &st->cap, &st->qwin,
+	                       &st->qcount, &st->qn, &st->qw};
 
-	memset(ks, 0, sizeof(*ks));
+	memset(st, 0, sizeof(*st));
+	st->qwin = -1;
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 2 != 0)
 		return false;
 	for (size_t i = 0; i + 1 < reply->elements; i += 2) {
@@ -275,42 +263,6 @@ static bool key_state_parse(const redisReply *reply, struct key_state *ks)
 				*fields[j] = strtoll(val->str, NULL, 10);
 	}
 	return true;
-}
-
-/* key_state_line - one line of rate show for a key (caller frees):
- * what remains of the rate (and when a charge is possible again if
- * nothing does), what is used and remains of the quota and when its
- * window ends; times ISO-8601 UTC */
-static char *key_state_line(const char *state_key, const struct key_state *ks, long long now)
-{
-	struct kvline kv;
-	char when[40], *line;
-
-	kv_init(&kv);
-	if (ks->t > 0) {
-		long long used = ks->tat > now ? ks->tat - now : 0;
-		long long rem = ks->cap >= used ? (ks->cap - used) / ks->t : 0;
-		kv_addf(&kv, "rate_remaining", "%lld", rem);
-		if (rem == 0) {
-			iso_time(ks->tat + ks->t - ks->cap, when, sizeof(when));
-			kv_add(&kv, "rate_retry_at", when);
-		}
-		iso_time(ks->tat > now ? ks->tat : now, when, sizeof(when));
-		kv_add(&kv, "rate_full_at", when);
-	}
-	if (ks->qw > 0 && ks->qn > 0) {
-		long long wstart = now / ks->qw * ks->qw;
-		long long used = ks->qwin == wstart ? ks->qcount : 0;
-		kv_addf(&kv, "quota_used", "%lld", used);
-		kv_addf(&kv, "quota_remaining", "%lld", used < ks->qn ? ks->qn - used : 0);
-		iso_time(wstart + ks->qw, when, sizeof(when));
-		kv_add(&kv, "quota_resets_at", when);
-	}
-	if (kv.len == 0)
-		kv_add(&kv, "state", "none");
-	line = xasprintf("%s %s", state_key, kv_str(&kv));
-	kv_free(&kv);
-	return line;
 }
 
 /* redis_now - the server's clock in ms, or -1 */
@@ -375,21 +327,21 @@ static int show_page(struct rr_conn *conn, const redisReply *keys, long long now
 	}
 	for (size_t i = 0; i < keys->elements; i++) {
 		redisReply *reply = NULL;
-		struct key_state ks;
+		struct rate_state st;
 		if (redisGetReply(conn->c, (void **)&reply) != REDIS_OK) {
 			rr_note_error(conn, "HGETALL", NULL);
 			rr_disconnect(conn);
 			ret = -1;
 			break;
 		}
-		if (key_state_parse(reply, &ks) && reply->elements > 0 &&
+		if (state_parse(reply, &st) && reply->elements > 0 &&
 		    keys->element[i]->len >= plen) {
 			if (*n_r == *size_r) {
 				*size_r = *size_r ? 2 * *size_r : 256;
 				*lines_r = xrealloc(*lines_r, *size_r * sizeof(**lines_r));
 			}
 			(*lines_r)[(*n_r)++] =
-			    key_state_line(keys->element[i]->str + plen, &ks, now);
+			    rate_state_format(keys->element[i]->str + plen, &st, now);
 		}
 		freeReplyObject(reply);
 	}
@@ -442,7 +394,7 @@ static int show_all(struct rr_conn *conn, long long now, FILE *out, char **err_r
 int rate_redis_show(struct rate_redis *r, const char *state_key, FILE *out, char **err_r)
 {
 	struct rr_conn *conn = rr_conn_get(r);
-	struct key_state ks;
+	struct rate_state st;
 	long long now;
 	redisReply *reply;
 	char *key;
@@ -455,14 +407,14 @@ int rate_redis_show(struct rate_redis *r, const char *state_key, FILE *out, char
 		return show_all(conn, now, out, err_r);
 	key = xasprintf("%s%s", conn->set->prefix, state_key);
 	reply = rr_command(conn, 2, (const char *[]){"HGETALL", key}, NULL);
-	if (reply == NULL || !key_state_parse(reply, &ks)) {
+	if (reply == NULL || !state_parse(reply, &st)) {
 		if (reply != NULL)
 			rr_note_error(conn, "HGETALL", reply);
 		ret = show_failed(conn, err_r);
 	} else if (reply->elements == 0) {
 		fprintf(out, "%s state=none\n", state_key);
 	} else {
-		char *line = key_state_line(state_key, &ks, now);
+		char *line = rate_state_format(state_key, &st, now);
 		fprintf(out, "%s\n", line);
 		free(line);
 	}

@@ -430,20 +430,23 @@ static void test_show_reset(struct rate_redis *r)
 	out = open_memstream(&buf, &len);
 	test_assert(rate_redis_show(r, "show:alice", out, &err) == 0);
 	fclose(out);
-	test_assert(buf != NULL &&
-	            strncmp(buf, "show:alice rate_remaining=2 rate_full_at=", 41) == 0);
-	test_assert(buf != NULL &&
-	            strstr(buf, " quota_used=1 quota_remaining=9 quota_resets_at=") != NULL);
+	test_assert(buf != NULL && strncmp(buf,
+	                                   "show:alice limit=show value=alice "
+	                                   "rate_remaining=2 rate_full_at=",
+	                                   63) == 0);
+	test_assert(buf != NULL && strstr(buf, " quota_used=1 quota_limit=10 quota_remaining=9 "
+	                                       "quota_resets_at=") != NULL);
 	test_assert(buf != NULL && strstr(buf, "T00:00:00Z\n") != NULL);
 	free(buf);
 
 	out = open_memstream(&buf, &len);
 	test_assert(rate_redis_show(r, NULL, out, &err) == 0);
 	fclose(out);
-	test_assert(buf != NULL && strstr(buf, "\nshow:alice rate_remaining=2 ") != NULL);
+	test_assert(buf != NULL && strstr(buf, "\nshow:alice limit=show value=alice "
+	                                       "rate_remaining=2 ") != NULL);
 	test_assert(buf != NULL && strstr(buf, "both:erin ") == buf); /* sorted */
-	test_assert(buf != NULL &&
-	            strstr(buf, "\nburst:alice rate_remaining=0 rate_retry_at=") != NULL);
+	test_assert(buf != NULL && strstr(buf, "\nburst:alice limit=burst value=alice "
+	                                       "rate_remaining=0 rate_retry_at=") != NULL);
 	free(buf);
 
 	test_assert(rate_redis_reset(r, "show:alice", &err) == 0);
