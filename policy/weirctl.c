@@ -10,6 +10,8 @@
  *	spf report	print the SPF preflight store (spf.preflight_db)
  *	spf check	evaluate SPF for IP SENDER [HELO] as weir-milter would
  *	spf preflight	the outbound preflight of one sender or domain
+ *	rate show	the state of rate limits (rate.backend's store)
+ *	rate reset	clear one rate limit's state
  *	defaults	print every setting with its built-in default
  *	settings	print every setting with its value in weir.conf
  *	version		print the version
@@ -30,6 +32,8 @@
 #include "policy/config.h"
 #include "policy/keygen.h"
 #include "policy/preflight.h"
+#include "policy/rate.h"
+#include "policy/rate_store.h"
 #include "policy/spf.h"
 
 struct command {
@@ -119,10 +123,11 @@ static const char spf_usage[] =
     "       weirctl spf preflight [-c FILE] SENDER-OR-DOMAIN\n"
     "SENDER \"<>\" (or \"\") is the null sender: HELO is then required.\n";
 
-/* spf_options - the options after "spf SUB": -c FILE (into *conf),
- * --prometheus (when prometheus is not NULL). Returns the index of the
- * first operand in argv, or -1 after a usage message. */
-static int spf_options(int argc, char **argv, const char **conf, bool *prometheus)
+/* sub_options - the options after "spf SUB" or "rate SUB": -c FILE
+ * (into *conf), --prometheus (when prometheus is not NULL). Returns the
+ * index of the first operand in argv, or -1 after the usage message. */
+static int sub_options(int argc, char **argv, const char **conf, bool *prometheus,
+		       const char *usage)
 {
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
@@ -142,8 +147,8 @@ static int spf_options(int argc, char **argv, const char **conf, bool *prometheu
 				break;
 			}
 			/* fall through */
-		default: fputs(spf_usage, stderr); return -1;
-		case 'h': fputs(spf_usage, stdout); return -1;
+		default: fputs(usage, stderr); return -1;
+		case 'h': fputs(usage, stdout); return -1;
 		}
 	}
 	return optind;
@@ -189,7 +194,7 @@ static int spf_report(const char *conf, int argc, char **argv)
 	char *err = NULL;
 	int i, rc = 0;
 
-	if ((i = spf_options(argc, argv, &conf, &prometheus)) < 0)
+	if ((i = sub_options(argc, argv, &conf, &prometheus, spf_usage)) < 0)
 		return 2;
 	if (i != argc) {
 		fputs(spf_usage, stderr);
@@ -222,7 +227,7 @@ static int spf_check_cmd(const char *conf, int argc, char **argv)
 	size_t len;
 	int i, rc;
 
-	if ((i = spf_options(argc, argv, &conf, NULL)) < 0)
+	if ((i = sub_options(argc, argv, &conf, NULL, spf_usage)) < 0)
 		return 2;
 	if (argc - i < 2 || argc - i > 3 || (null_sender(argv[i + 1]) && argc - i < 3)) {
 		fputs(spf_usage, stderr);
@@ -280,7 +285,7 @@ static int spf_preflight_cmd(const char *conf, int argc, char **argv)
 	char *sender;
 	int i, rc = 0;
 
-	if ((i = spf_options(argc, argv, &conf, NULL)) < 0)
+	if ((i = sub_options(argc, argv, &conf, NULL, spf_usage)) < 0)
 		return 2;
 	if (argc - i != 1 || null_sender(argv[i])) {
 		fputs(spf_usage, stderr);
@@ -334,6 +339,100 @@ static int cmd_spf(const char *conf, int argc, char **argv)
 	return 2;
 }
 
+/* rate: weirctl rate show|reset [-c FILE] ... */
+
+static const char rate_usage[] =
+    "usage: weirctl rate show [-c FILE] [STATE_KEY]\n"
+    "       weirctl rate reset [-c FILE] STATE_KEY\n"
+    "STATE_KEY is NAME:VALUE, as in the log (login-burst:alice).\n";
+
+/* rate_setup - the configuration and the store of weirctl rate SUB;
+ * *key_r the operand (NULL when none). 0, 1 (error printed) or 2 (usage) */
+static int rate_setup(const char *conf, int argc, char **argv, bool key_required,
+		      struct weir_config **cfg_r, struct rate_store **s_r, const char **key_r)
+{
+	char *err = NULL;
+	int i;
+
+	if ((i = sub_options(argc, argv, &conf, NULL, rate_usage)) < 0)
+		return 2;
+	if (argc - i > 1 || (key_required && argc - i != 1) ||
+	    (argc - i == 1 && strchr(argv[i], ':') == NULL)) {
+		fputs(rate_usage, stderr);
+		return 2;
+	}
+	*key_r = argc - i == 1 ? argv[i] : NULL;
+	if ((*cfg_r = config_load_reported(conf, 0, true, NULL)) == NULL)
+		return 1;
+	if ((*s_r = rate_store_open_admin(*cfg_r, &err)) == NULL) {
+		fprintf(stderr, "weirctl rate: %s\n", err);
+		free(err);
+		config_unref(*cfg_r);
+		return 1;
+	}
+	return 0;
+}
+
+static int rate_show_cmd(const char *conf, int argc, char **argv)
+{
+	struct weir_config *cfg;
+	struct rate_store *s;
+	const char *key;
+	char *err = NULL;
+	int rc;
+
+	if ((rc = rate_setup(conf, argc, argv, false, &cfg, &s, &key)) != 0)
+		return rc;
+	if (rate_store_show(s, key, stdout, &err) < 0) {
+		fprintf(stderr, "weirctl rate show: %s\n", err);
+		free(err);
+		rc = 1;
+	}
+	rate_store_close(s);
+	config_unref(cfg);
+	return rc;
+}
+
+static int rate_reset_cmd(const char *conf, int argc, char **argv)
+{
+	struct weir_config *cfg;
+	struct rate_store *s;
+	const char *key;
+	char *err = NULL, *name;
+	int rc;
+
+	if ((rc = rate_setup(conf, argc, argv, true, &cfg, &s, &key)) != 0)
+		return rc;
+	name = xstrndup(key, (size_t)(strchr(key, ':') - key));
+	if (rate_limit_find(cfg, name) == NULL)
+		fprintf(stderr, "weirctl rate reset: note: no limit called %s in %s\n", name,
+			cfg->file);
+	if (rate_store_reset(s, key, &err) < 0) {
+		fprintf(stderr, "weirctl rate reset: %s\n", err);
+		free(err);
+		rc = 1;
+	} else if (cfg->rate.backend == RATE_BACKEND_MEMORY) {
+		printf("%s: reset; weir-milter forgets it at its next flush (within %lds)\n", key,
+		       cfg->rate.flush_interval);
+	} else {
+		printf("%s: reset\n", key);
+	}
+	free(name);
+	rate_store_close(s);
+	config_unref(cfg);
+	return rc;
+}
+
+static int cmd_rate(const char *conf, int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "show") == 0)
+		return rate_show_cmd(conf, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "reset") == 0)
+		return rate_reset_cmd(conf, argc - 1, argv + 1);
+	fputs(rate_usage, stderr);
+	return 2;
+}
+
 static const struct command commands[] = {
     {"check", cmd_check, "validate weir.conf"},
     {"keygen", cmd_keygen,
@@ -342,6 +441,7 @@ static const struct command commands[] = {
     {"spf", cmd_spf,
      "report [--prometheus] | check IP SENDER [HELO] | preflight SENDER-OR-DOMAIN: "
      "SPF tools"},
+    {"rate", cmd_rate, "show [STATE_KEY] | reset STATE_KEY: rate limit state"},
     {"defaults", cmd_defaults, "print every setting with its built-in default"},
     {"settings", cmd_settings, "print every setting as weir.conf sets it"},
     {"version", cmd_version, "print the version"},
