@@ -1,16 +1,15 @@
 /* rate_redis_conn - connections to Redis for the rate store's Redis
  * backend.
  *
- * One connection per thread (weir-milter decides in libmilter's
- * threads), kept under a pthread key and listed in the store so that
- * rate_redis_close frees them all. They are synchronous hiredis contexts
- * with rate.redis_timeout_ms as connect and command timeout, so no
- * decision waits longer than that (twice when a connection found dead is
- * made again at once). Each new connection sends AUTH (when
- * rate.redis_password_file is set) and SCRIPT LOAD. A thread whose
- * attempt failed tries again at most once a second (sooner when another
- * thread has reached Redis since). Settings changed by a reload are
- * picked up by each thread at its next decision (it reconnects).
+ * One connection per thread and store (weir-milter decides in libmilter's
+ * threads), in a list per thread under a pthread key and in one per
+ * store, so that both a thread's end and rate_redis_close free them.
+ * They are synchronous hiredis contexts with rate.redis_timeout_ms as
+ * connect and command timeout, so no decision waits longer than that (twice when a connection found
+ * dead is made again at once). Each new connection sends AUTH (when rate.redis_password_file is
+ * set) and SCRIPT LOAD. A thread whose attempt failed tries again at most once a second (sooner
+ * when another thread has reached Redis since). Settings changed by a reload are picked up by each
+ * thread at its next decision (it reconnects).
  *
  * The password is read when the store is opened or reconfigured, from a
  * file neither others may read nor group or others may write; it is sent
@@ -181,21 +180,58 @@ static void conn_free(struct rr_conn *conn)
 	free(conn);
 }
 
-/* conn_destroy - pthread key destructor: the thread ends */
-static void conn_destroy(void *p)
-{
-	struct rr_conn *conn = p;
-	struct rate_redis *r = conn->r;
+/* Each thread's connections, to any number of stores, are a list under
+ * one process-wide key. registry_lock guards these lists and the stores'
+ * lists of connections, so that a thread ending and a store closing never
+ * free the same connection nor touch one the other has freed. */
+struct rr_thread {
+	struct rr_conn *conns;
+};
 
-	pthread_mutex_lock(&r->lock);
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static int thread_key_error;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void unlink_from_store(struct rr_conn *conn)
+{
 	if (conn->prev != NULL)
 		conn->prev->next = conn->next;
 	else
-		r->conns = conn->next;
+		conn->r->conns = conn->next;
 	if (conn->next != NULL)
 		conn->next->prev = conn->prev;
-	pthread_mutex_unlock(&r->lock);
-	conn_free(conn);
+}
+
+static void unlink_from_thread(struct rr_conn *conn)
+{
+	struct rr_conn **pp = &conn->thread->conns;
+
+	while (*pp != NULL && *pp != conn)
+		pp = &(*pp)->thread_next;
+	if (*pp != NULL)
+		*pp = conn->thread_next;
+}
+
+/* thread_end - key destructor: a thread ends, its connections go */
+static void thread_end(void *p)
+{
+	struct rr_thread *t = p;
+	struct rr_conn *conn;
+
+	pthread_mutex_lock(&registry_lock);
+	while ((conn = t->conns) != NULL) {
+		t->conns = conn->thread_next;
+		unlink_from_store(conn);
+		conn_free(conn);
+	}
+	pthread_mutex_unlock(&registry_lock);
+	free(t);
+}
+
+static void thread_key_make(void)
+{
+	thread_key_error = pthread_key_create(&thread_key, thread_end);
 }
 
 void rr_pipe_guard_on(struct rr_pipe_guard *g)
@@ -307,24 +343,35 @@ static int conn_connect(struct rr_conn *conn)
 
 struct rr_conn *rr_conn_get(struct rate_redis *r)
 {
-	struct rr_conn *conn = pthread_getspecific(r->key);
-	unsigned gen = atomic_load(&r->gen);
+	struct rr_thread *t = pthread_getspecific(thread_key);
+	struct rr_conn *conn;
 
+	if (t == NULL) {
+		t = xcalloc(1, sizeof(*t));
+		/* fails only for want of memory, which xalloc treats the same */
+		if (pthread_setspecific(thread_key, t) != 0)
+			log_fatal("out of memory keeping a thread's Redis connections");
+	}
+	pthread_mutex_lock(&registry_lock);
+	for (conn = t->conns; conn != NULL && conn->r != r; conn = conn->thread_next)
+		;
 	if (conn == NULL) {
 		conn = xcalloc(1, sizeof(*conn));
 		conn->r = r;
-		pthread_mutex_lock(&r->lock);
-		conn->set = settings_ref(r->set);
-		conn->gen = atomic_load(&r->gen);
+		conn->thread = t;
+		conn->thread_next = t->conns;
+		t->conns = conn;
 		conn->next = r->conns;
 		if (r->conns != NULL)
 			r->conns->prev = conn;
 		r->conns = conn;
+		pthread_mutex_lock(&r->lock);
+		conn->set = settings_ref(r->set);
+		conn->gen = atomic_load(&r->gen);
 		pthread_mutex_unlock(&r->lock);
-		/* fails only for want of memory, which xalloc treats the same */
-		if (pthread_setspecific(r->key, conn) != 0)
-			log_fatal("out of memory keeping a thread's Redis connection");
-	} else if (conn->gen != gen) {
+	}
+	pthread_mutex_unlock(&registry_lock);
+	if (conn->gen != atomic_load(&r->gen)) {
 		struct rr_settings *old = conn->set;
 		rr_disconnect(conn);
 		pthread_mutex_lock(&r->lock);
@@ -448,13 +495,14 @@ struct rate_redis *rate_redis_open(const struct weir_config *cfg, char **err_r)
 
 	if (set == NULL)
 		return NULL;
-	r = xcalloc(1, sizeof(*r));
-	if (pthread_key_create(&r->key, conn_destroy) != 0) {
-		*err_r = xasprintf("rate: no thread-specific key left: %s", strerror(errno));
+	pthread_once(&thread_key_once, thread_key_make);
+	if (thread_key_error != 0) {
+		*err_r =
+		    xasprintf("rate: no thread-specific key left: %s", strerror(thread_key_error));
 		settings_unref(set);
-		free(r);
 		return NULL;
 	}
+	r = xcalloc(1, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
 	r->set = set;
 	return r;
@@ -478,19 +526,22 @@ void rate_redis_reconfigure(struct rate_redis *r, const struct weir_config *cfg)
 	settings_unref(old);
 }
 
-/* rate_redis_close - free r and every thread's connection. No thread may
- * use r any more, nor end while this runs (its key destructor would race). */
+/* rate_redis_close - free r and every thread's connection to it. No
+ * thread may be deciding with r (rate_store's lock sees to that); threads
+ * may end meanwhile. */
 void rate_redis_close(struct rate_redis *r)
 {
-	struct rr_conn *conn, *next;
+	struct rr_conn *conn;
 
 	if (r == NULL)
 		return;
-	pthread_key_delete(r->key);
-	for (conn = r->conns; conn != NULL; conn = next) {
-		next = conn->next;
+	pthread_mutex_lock(&registry_lock);
+	while ((conn = r->conns) != NULL) {
+		r->conns = conn->next;
+		unlink_from_thread(conn);
 		conn_free(conn);
 	}
+	pthread_mutex_unlock(&registry_lock);
 	settings_unref(r->set);
 	pthread_mutex_destroy(&r->lock);
 	free(r);

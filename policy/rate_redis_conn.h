@@ -36,18 +36,20 @@ struct rr_conn {
 	long long retry_at; /* monotonic ms: no connection attempt before */
 	unsigned up_epoch;  /* r->up_epoch when the last attempt failed */
 	char err[256];      /* why the last attempt failed */
-	struct rr_conn *prev, *next;
+	/* under rate_redis_conn.c's registry_lock: */
+	struct rr_conn *prev, *next; /* the store's connections */
+	struct rr_thread *thread;    /* the thread's */
+	struct rr_conn *thread_next;
 };
 
 struct rate_redis {
-	pthread_key_t key;
-	pthread_mutex_t lock; /* set, conns */
+	pthread_mutex_t lock; /* set */
 	struct rr_settings *set;
 	atomic_uint gen;      /* bumped by reconfigure */
 	atomic_uint up_epoch; /* bumped when Redis is reached after an outage */
 	atomic_bool down;     /* in an outage (logged) */
 	atomic_ulong outage_failures;
-	struct rr_conn *conns;
+	struct rr_conn *conns; /* under registry_lock */
 };
 
 /* The charge script (rate_redis.c), loaded on every new connection */

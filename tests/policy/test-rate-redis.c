@@ -509,6 +509,73 @@ static void test_threads(struct rate_redis *r)
 	test_end();
 }
 
+/* A thread that decides with two stores, one closed while it lives, and
+ * ends after: its connections are freed once (valgrind, ASan) */
+struct two_stores {
+	struct rate_redis *r, *r2;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int step;
+	bool ok;
+};
+
+static void step_wait(struct two_stores *ts, int step)
+{
+	pthread_mutex_lock(&ts->lock);
+	while (ts->step < step)
+		pthread_cond_wait(&ts->cond, &ts->lock);
+	pthread_mutex_unlock(&ts->lock);
+}
+
+static void step_set(struct two_stores *ts, int step)
+{
+	pthread_mutex_lock(&ts->lock);
+	ts->step = step;
+	pthread_cond_broadcast(&ts->cond);
+	pthread_mutex_unlock(&ts->lock);
+}
+
+static void *two_stores_thread(void *arg)
+{
+	struct two_stores *ts = arg;
+	struct rate_item it = item("close:k", 1000, 1000, 1000, 0, 0, ACTION_TEMPFAIL);
+	struct rate_verdict v1, v2;
+
+	ts->ok = rate_redis_charge(ts->r, &it, 1, false, &v1) == 0 && v1.allowed &&
+	         !v1.backend_down && rate_redis_charge(ts->r2, &it, 1, false, &v2) == 0 &&
+	         v2.allowed && !v2.backend_down;
+	step_set(ts, 1);
+	step_wait(ts, 2); /* r2 closed meanwhile */
+	ts->ok = ts->ok && rate_redis_charge(ts->r, &it, 1, false, &v1) == 0 && v1.allowed;
+	return NULL;
+}
+
+static void test_close_with_threads(struct rate_redis *r)
+{
+	struct two_stores ts = {.r = r};
+	struct rate_item it = item("close:k", 1000, 1000, 1000, 0, 0, ACTION_TEMPFAIL);
+	struct rate_verdict v;
+	char *err = NULL;
+	pthread_t t;
+
+	test_begin("a store closed while a thread that used it lives on");
+	pthread_mutex_init(&ts.lock, NULL);
+	pthread_cond_init(&ts.cond, NULL);
+	ts.r2 = rate_redis_open(&cfg, &err);
+	test_assert(ts.r2 != NULL);
+	pthread_create(&t, NULL, two_stores_thread, &ts);
+	step_wait(&ts, 1);
+	test_assert(charge1(ts.r2, it, &v));
+	rate_redis_close(ts.r2);
+	step_set(&ts, 2);
+	pthread_join(t, NULL);
+	test_assert(ts.ok);
+	test_assert(charge1(r, it, &v)); /* the ended thread's connection is gone from r */
+	pthread_cond_destroy(&ts.cond);
+	pthread_mutex_destroy(&ts.lock);
+	test_end();
+}
+
 static void test_password(void)
 {
 	struct rate_item it = item("auth:x", 1, 1000, 5, 0, 0, ACTION_TEMPFAIL);
@@ -571,7 +638,7 @@ static void test_password(void)
 /* charge_timed - one decision on key; its duration in *ms_r */
 static struct rate_verdict charge_timed(struct rate_redis *r, const char *key, long long *ms_r)
 {
-	struct rate_item it = item(key, 1000, 1000, 1000, 0, 0, ACTION_TEMPFAIL);
+	struct rate_item it = item(key, 1000, 3600000, 1000, 0, 0, ACTION_TEMPFAIL);
 	struct rate_verdict v;
 	long long t0 = mono_ms();
 
@@ -702,6 +769,7 @@ int main(void)
 	test_expiry(r);
 	test_show_reset(r);
 	test_threads(r);
+	test_close_with_threads(r);
 	test_reconfigure(r);
 	test_outage(r);
 	rate_redis_close(r);
