@@ -345,11 +345,13 @@ static void parse_override(struct parse_ctx *pc, config_setting_t *o, const stru
 	static const char *const keys[] = {"login", "domain", "rcpt_domain", "network", "rate",
 	                                   "burst", "quota",  "unlimited",   NULL};
 	config_setting_t *u = config_setting_get_member(o, "unlimited");
+	char *what = xasprintf(WHAT ": %s: overrides", pc->limit);
 	long long burst = 0;
 	int r;
 
-	if (!config_group_keys_ok(o, keys, WHAT ": overrides", pc->file, pc->errs))
+	if (!config_group_keys_ok(o, keys, what, pc->file, pc->errs))
 		pc->bad = true;
+	free(what);
 	parse_override_match(pc, o, l, ov);
 	if (u != NULL && config_setting_type(u) != CONFIG_TYPE_BOOL)
 		report(pc, u, "overrides: unlimited: expected true or false");
@@ -468,12 +470,15 @@ static void parse_limit(struct weir_config *cfg, config_setting_t *g, int index,
 	char entry[32];
 	struct parse_ctx pc = {file, entry, errs, false};
 	struct rate_limit l = {0};
+	char *what;
 	int r, q;
 
 	snprintf(entry, sizeof(entry), "entry %d", index + 1);
 	parse_name(&pc, cfg, g, &l);
-	if (!config_group_keys_ok(g, keys, WHAT, file, errs))
+	what = xasprintf(WHAT ": %s", pc.limit);
+	if (!config_group_keys_ok(g, keys, what, file, errs))
 		pc.bad = true;
+	free(what);
 	parse_key(&pc, g, &l);
 	parse_count(&pc, g, &l);
 	r = member_rate(&pc, g, "rate", &l.params.n, &l.params.period_ms);

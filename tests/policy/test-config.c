@@ -10,6 +10,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "policy/config.h"
+#include "policy/rate.h"
 #include "tests/testlib.h"
 
 static struct config_errors errs;
@@ -242,6 +243,125 @@ static void test_current(void)
 	test_end();
 }
 
+static void test_rate(void)
+{
+	struct weir_config *cfg;
+
+	test_begin("rate: settings and limits");
+	cfg = load("rate = {\n"
+		   "  backend = \"redis\"; redis = \"[::1]:6380\"; fail_mode = \"closed\";\n"
+		   "  flush_interval = \"5s\"; redis_timeout_ms = 250;\n"
+		   "  limits = (\n"
+		   "    { name = \"a\"; key = \"login+rcpt_domain\"; rate = \"30/10m\"; burst = 5;\n"
+		   "      quota = \"1000/1d\"; action = \"hold\"; identities = \"authenticated\"; },\n"
+		   "    { name = \"b.c-d_e\"; key = \"client\"; count = \"recipients\"; quota = \"5/h\";\n"
+		   "      ipv4_prefix = 24; ipv6_prefix = 56;\n"
+		   "      overrides = ({ network = \"10.0.0.0/8\"; unlimited = true; },\n"
+		   "                   { rcpt_domain = \".example\"; quota = \"9/h\"; }); }\n"
+		   "  );\n"
+		   "};\n",
+		   CONFIG_FOR_ALL & ~CONFIG_FOR_AGENT);
+	test_assert(cfg != NULL);
+	if (cfg) {
+		const struct rate_limit *a = &cfg->rate.limits[0], *b = &cfg->rate.limits[1];
+		test_assert(cfg->rate.backend == RATE_BACKEND_REDIS);
+		test_assert(cfg->rate.fail_mode == RATE_FAIL_CLOSED);
+		test_assert(cfg->rate.flush_interval == 5 && cfg->rate.redis_timeout_ms == 250);
+		test_assert_str(cfg->rate.state_db, "/var/lib/weir/rate.db");
+		test_assert(cfg->rate.nlimits == 2);
+		test_assert(a->nparts == 2 && a->parts[0] == RATE_KEY_LOGIN &&
+			    a->parts[1] == RATE_KEY_RCPT_DOMAIN);
+		test_assert(a->params.n == 30 && a->params.period_ms == 600000 &&
+			    a->params.burst == 5);
+		test_assert(a->params.quota_n == 1000 && a->params.quota_period_ms == 86400000);
+		test_assert(a->action == ACTION_HOLD && a->identities == IDENTITY_AUTHENTICATED);
+		test_assert(!a->recipients && b->recipients && b->params.n == 0);
+		test_assert(b->ipv4_prefix == 24 && b->ipv6_prefix == 56 && b->noverrides == 2);
+		test_assert(b->overrides[0].unlimited && b->overrides[1].set_quota);
+		test_assert_str(b->overrides[1].rcpt_domain, ".example");
+		test_assert(rate_limit_find(cfg, "b.c-d_e") == b);
+	}
+	config_unref(cfg);
+	test_end();
+
+	test_begin("rate: every error with file:line");
+	cfg = load("rate = {\n"                                                   /* 1 */
+		   "  backend = \"etcd\";\n"                                       /* 2 */
+		   "  redis = \"unix:run/redis.sock\";\n"                          /* 3 */
+		   "  redis_prefix = \"a b\";\n"                                   /* 4 */
+		   "  flush_interval = \"0s\";\n"                                  /* 5 */
+		   "  limits = (\n"                                                /* 6 */
+		   "    { name = \"x\"; key = \"login+bogus\"; rate = \"10\"; },\n" /* 7 */
+		   "    { name = \"x\"; key = \"login\"; quota = \"0/1d\"; },\n"    /* 8 */
+		   "    { name = \"y\"; key = \"sender\";\n"                       /* 9 */
+		   "      burst = 3; action = \"drop\"; colour = 1; },\n"          /* 10 */
+		   "    { name = \"bad name\"; key = \"login+login\"; rate = \"1/s\"; },\n" /* 11 */
+		   "    { name = \"z\"; key = \"login\"; rate = \"1/s\";\n"        /* 12 */
+		   "      ipv4_prefix = 33;\n"                                     /* 13 */
+		   "      identities = (\"everyone\");\n"                          /* 14 */
+		   "      overrides = (\n"                                         /* 15 */
+		   "        { rate = \"5/m\"; },\n"                                /* 16 */
+		   "        { login = \"a\"; },\n"                                 /* 17 */
+		   "        { rcpt_domain = \"gmail.com\"; rate = \"5/m\"; },\n"   /* 18 */
+		   "        { network = \"10.0.0.1/8\"; unlimited = true; rate = \"1/s\"; },\n" /* 19 */
+		   "        { domain = \"bad..domain\"; burst = 2; size = 1; },\n" /* 20 */
+		   "        \"not a group\"\n"                                     /* 21 */
+		   "      ); },\n"                                                 /* 22 */
+		   "    { name = \"q\"; key = \"sender\"; rate = \"1/s\"; ipv6_prefix = 64; },\n" /* 23 */
+		   "    { name = \"r\"; rate = 5; },\n"                            /* 24 */
+		   "    7\n"                                                       /* 25 */
+		   "  );\n"
+		   "};\n",
+		   CONFIG_FOR_MILTER);
+	test_assert(cfg == NULL);
+	test_assert(has_error("t.conf:2: rate.backend: not one of the allowed values (memory, redis)"));
+	test_assert(has_error("t.conf:3: rate.redis: unix: needs an absolute path"));
+	test_assert(has_error("t.conf:4: rate.redis_prefix: printable characters without spaces"));
+	test_assert(has_error("t.conf:5: rate.flush_interval: out of range (1s to 300s)"));
+	test_assert(has_error("t.conf:7: rate.limits: x: key: unknown part 'bogus'"));
+	test_assert(has_error("t.conf:7: rate.limits: x: rate: \"10\": expected N/PERIOD"));
+	test_assert(has_error("t.conf:8: rate.limits: x: quota: \"0/1d\": N must be from 1"));
+	test_assert(has_error("t.conf:9: rate.limits: y: needs rate or quota (or both)"));
+	test_assert(has_error("t.conf:10: rate.limits: y: burst without rate"));
+	test_assert(has_error("t.conf:10: rate.limits: y: action: \"drop\": expected tempfail, "
+			      "reject, hold or log"));
+	test_assert(has_error("t.conf:10: rate.limits: y: unknown key 'colour'"));
+	test_assert(has_error("t.conf:11: rate.limits: entry 4: name \"bad name\": letters"));
+	test_assert(has_error("t.conf:11: rate.limits: entry 4: key: 'login' given twice"));
+	test_assert(has_error("t.conf:13: rate.limits: z: ipv4_prefix: out of range (0 to 32)"));
+	test_assert(has_error("t.conf:14: rate.limits: z: identities: expected \"authenticated\""));
+	test_assert(has_error("t.conf:16: rate.limits: z: overrides: each needs login, domain, "
+			      "rcpt_domain or network"));
+	test_assert(has_error("t.conf:17: rate.limits: z: overrides: each sets rate, burst, quota "
+			      "or unlimited = true"));
+	test_assert(has_error("t.conf:18: rate.limits: z: overrides: rcpt_domain needs a limit "
+			      "charged per recipient"));
+	test_assert(has_error("t.conf:19: rate.limits: z: overrides: network \"10.0.0.1/8\": "));
+	test_assert(has_error("t.conf:19: rate.limits: z: overrides: unlimited = true leaves no "
+			      "room"));
+	test_assert(has_error("t.conf:20: rate.limits: z: overrides: domain \"bad..domain\": "));
+	test_assert(has_error("t.conf:20: rate.limits: z: overrides: unknown key 'size'"));
+	/* libconfig gives a scalar in a list the line after it */
+	test_assert(has_error("rate.limits: z: overrides: entry 6 is not a group"));
+	test_assert(has_error("t.conf:23: rate.limits: q: ipv6_prefix: only for keys with client"));
+	test_assert(has_error("t.conf:24: rate.limits: r: key is required"));
+	test_assert(has_error("t.conf:24: rate.limits: r: rate: expected a string"));
+	test_assert(has_error("rate.limits: entry 8 is not a group"));
+	test_end();
+
+	test_begin("rate: a duplicate name");
+	cfg = load("rate = { limits = (\n"
+		   "  { name = \"x\"; key = \"login\"; rate = \"1/s\"; },\n"
+		   "  { name = \"x\"; key = \"client\"; rate = \"1/s\"; }); };\n",
+		   CONFIG_FOR_MILTER);
+	test_assert(cfg == NULL);
+	test_assert(has_error("t.conf:3: rate.limits: x: name given to two limits"));
+	cfg = load("rate = { limits = { name = \"x\"; }; };\n", CONFIG_FOR_MILTER);
+	test_assert(cfg == NULL);
+	test_assert(has_error("t.conf:1: rate.limits: expected a list"));
+	test_end();
+}
+
 int main(void)
 {
 	log_open("test-config", true, "mail");
@@ -254,6 +374,7 @@ int main(void)
 	test_units();
 	test_include();
 	test_current();
+	test_rate();
 	config_errors_free(&errs);
 	return test_exit_status();
 }
