@@ -8,6 +8,7 @@
 #include "autoconf.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,18 @@
 #define T0   1795345199000LL
 #define HOUR 3600000LL
 #define DAY  (24 * HOUR)
+
+/* Sanitizers' shadow memory and redzones make RSS mean nothing */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RSS_MEANINGFUL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define RSS_MEANINGFUL 0
+#endif
+#endif
+#ifndef RSS_MEANINGFUL
+#define RSS_MEANINGFUL 1
+#endif
 
 static char tmpdir[] = "/tmp/test-rate.XXXXXX";
 
@@ -526,6 +539,69 @@ static void test_persistence(void)
 	free(db);
 }
 
+struct flush_arg {
+	struct rate_store *s;
+	int id;
+	atomic_bool *done;
+};
+
+static void *quota_thread(void *p)
+{
+	struct flush_arg *a = p;
+	struct rate_verdict v;
+	char key[32];
+
+	for (int round = 0; round < 5; round++)
+		for (int k = 0; k < 300; k++) {
+			snprintf(key, sizeof(key), "s:t%d-%d", a->id, k);
+			struct rate_item it = item(key, 0, 0, 0, 1000, DAY, ACTION_TEMPFAIL);
+			rate_charge(a->s, &it, 1, false, T0 + round, &v);
+		}
+	return NULL;
+}
+
+static void *flush_thread(void *p)
+{
+	struct flush_arg *a = p;
+
+	while (!atomic_load(a->done))
+		rate_store_flush(a->s);
+	return NULL;
+}
+
+static void test_flush_while_charging(void)
+{
+	char *db = xasprintf("%s/stress.db", tmpdir);
+	struct rate_store *s = memory_store(db, 1);
+	atomic_bool done = false;
+	struct flush_arg args[3] = {{s, 0, &done}, {s, 1, &done}, {s, 2, &done}};
+	pthread_t th[3];
+	struct rate_verdict v;
+	bool all = true;
+	char key[32];
+
+	test_begin("flushes during decisions lose no count");
+	pthread_create(&th[2], NULL, flush_thread, &args[2]);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, quota_thread, &args[i]);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	atomic_store(&done, true);
+	pthread_join(th[2], NULL);
+	rate_store_close(s);
+	s = memory_store(db, 300);
+	for (int id = 0; id < 2; id++)
+		for (int k = 0; k < 300; k++) {
+			snprintf(key, sizeof(key), "s:t%d-%d", id, k);
+			struct rate_item it = item(key, 0, 0, 0, 1000, DAY, ACTION_TEMPFAIL);
+			all &= charge1(s, &it, T0 + 10, &v) && v.remaining == 995;
+		}
+	test_assert(all);
+	rate_store_close(s);
+	test_end();
+	free(db);
+}
+
 static void test_reload(void)
 {
 	struct weir_config *cfg =
@@ -601,8 +677,8 @@ static void test_many_keys(void)
 	printf("  100000 keys: %.0f decisions/s, RSS %ld kB -> %ld kB (+%.1f MB)\n",
 	       100000 / secs_since(&t0), before, after, (double)(after - before) / 1024);
 	test_assert(allowed == 100000);
-	test_assert(after - before < 32 * 1024);
-	test_assert(after < 64 * 1024);
+	test_assert(!RSS_MEANINGFUL || after - before < 32 * 1024);
+	test_assert(!RSS_MEANINGFUL || after < 64 * 1024);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	test_assert(rate_store_flush(s) == 0);
 	printf("  flush of 100000 changed keys: %.2f s\n", secs_since(&t0));
@@ -664,6 +740,7 @@ int main(void)
 	test_threads(s);
 	rate_store_close(s);
 	test_persistence();
+	test_flush_while_charging();
 	test_reload();
 	test_format();
 	test_many_keys();
