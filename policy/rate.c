@@ -176,6 +176,10 @@ static char *key_value(const struct rate_limit *l, const struct parts *p)
 		free(v);
 		out = next;
 	}
+	/* one line in logs and in weirctl rate show, whatever the client sent */
+	for (char *c = out; c && *c; c++)
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			*c = '?';
 	return out;
 }
 

@@ -122,6 +122,10 @@ static void test_keys(void)
 	assert_plan(cfg, RATE_AT_MAIL, &ctx,
 	            "l:alice c:198.51.100.0/24 c32:198.51.100.9/32 s:carol@[192.0.2.1] "
 	            "sd:[192.0.2.1]");
+	ctx.login = "Al\tice\r\n"; /* no control characters in keys */
+	assert_plan(cfg, RATE_AT_MAIL, &ctx,
+	            "l:al?ice?? c:198.51.100.0/24 c32:198.51.100.9/32 s:carol@[192.0.2.1] "
+	            "sd:[192.0.2.1]");
 	test_end();
 
 	test_begin("keys: a missing part means the limit does not apply");
