@@ -106,8 +106,10 @@ const char rr_charge_script[] =
 	"end\n"
 	"return out\n";
 /* clang-format on */
-/* Item fields per item in the script's answer */
+
+/* Fields per item in the script's answer */
 #define REPLY_PER_ITEM 5
+
 /* strictness - rank of an action among denying items (higher wins) */
 static int strictness(int action)
 {
