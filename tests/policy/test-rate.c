@@ -638,6 +638,36 @@ static void test_reload(void)
 	test_end();
 }
 
+static void test_backend_switch(void)
+{
+	char *db = xasprintf("%s/switch.db", tmpdir);
+	char *mem_text = xasprintf("state_db = \"%s\";", db);
+	char *redis_text = xasprintf("state_db = \"%s\"; backend = \"redis\"; "
+	                             "redis = \"127.0.0.1:1\"; fail_mode = \"closed\";",
+	                             db);
+	struct weir_config *mem = load(mem_text), *redis = load(redis_text);
+	struct rate_item q = item("w:x", 0, 0, 0, 5, DAY, ACTION_TEMPFAIL);
+	struct rate_verdict v;
+	char *err = NULL;
+	struct rate_store *s = rate_store_open(mem, &err);
+
+	test_begin("reload to another backend and back: the memory counters wait in the file");
+	for (int i = 0; i < 3; i++)
+		test_assert(charge1(s, &q, T0, &v));
+	rate_store_reconfigure(s, redis);
+	/* nothing listens on port 1: fail_mode closed */
+	test_assert(!charge1(s, &q, T0, &v) && v.backend_down);
+	rate_store_reconfigure(s, mem);
+	test_assert(charge1(s, &q, T0, &v) && v.remaining == 2 && !v.backend_down);
+	rate_store_close(s);
+	config_unref(mem);
+	config_unref(redis);
+	free(mem_text);
+	free(redis_text);
+	free(db);
+	test_end();
+}
+
 static long rss_kb(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -746,6 +776,7 @@ int main(void)
 	test_persistence();
 	test_flush_while_charging();
 	test_reload();
+	test_backend_switch();
 	test_format();
 	test_many_keys();
 	cmd = xasprintf("rm -rf %s", tmpdir);
