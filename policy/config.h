@@ -139,6 +139,7 @@ struct weir_config {
 		char *pid_file;
 		long socket_mode;
 		long timeout;
+		char *login_header;
 	} milter;
 
 	struct {
@@ -157,6 +158,21 @@ struct weir_config {
 		long max_recipients;
 		long max_clients;
 		long max_errors;
+		char *credentials_file;
+		int auth_failure; /* 0 tempfail, 1 reject */
+		char *tls_ca_file;
+		long max_connections;
+		long max_messages;
+		long session_idle;
+		long host_backoff;
+		char *state_file;
+		char *login_header;
+		/* agent.routes (policy/routes.c) and the credentials file
+		 * (policy/credentials.c), compiled at load */
+		struct route *routes;
+		size_t nroutes;
+		struct credential *credentials;
+		size_t ncredentials;
 	} agent;
 
 	/* Compiled when the file loads (settings.c); read-only afterwards,

@@ -42,6 +42,7 @@ static const char *const alignment_modes[] = {"log", "warn", "tempfail", NULL};
 static const char *const spf_actions[] = {"tag", "reject", "tempfail", "hold", NULL};
 static const char *const spf_helo_modes[] = {"null_sender", "all", NULL};
 static const char *const preflight_modes[] = {"off", "log", "tempfail", NULL};
+static const char *const auth_failure_modes[] = {"tempfail", "reject", NULL};
 /* in the order of enum rate_backend and enum rate_fail_mode */
 static const char *const rate_backends[] = {"memory", "redis", NULL};
 static const char *const rate_fail_modes[] = {"open", "closed", NULL};
@@ -58,6 +59,11 @@ static int check_header_name(const char *v, const char **err_r)
 bad:
 	*err_r = "not a header field name";
 	return -1;
+}
+
+static int check_header_name_or_empty(const char *v, const char **err_r)
+{
+	return v[0] == '\0' ? 0 : check_header_name(v, err_r);
 }
 
 static int check_authserv_id(const char *v, const char **err_r)
@@ -524,6 +530,10 @@ const struct setting weir_settings[] = {
 	 NOLIMIT, NULL, NULL, 0, "PID file of weir-milter; \"\" for none.", NULL, NULL, NULL},
 	{"milter.socket_mode", SETTING_MODE, OFF(milter.socket_mode), "0660", 0, 0777, NULL, NULL, 0,
 	 "Permissions of a unix socket (owned by user and its group).", NULL, NULL, NULL},
+	{"milter.login_header", SETTING_STRING, OFF(milter.login_header), "", NOLIMIT, NULL,
+	 check_header_name_or_empty, 0,
+	 "Header weir-milter adds with the SMTP AUTH login (for weir-agent's routes); \"\": off.",
+	 NULL, NULL, NULL},
 	{"milter.timeout", SETTING_DURATION, OFF(milter.timeout), "300s", 1, 3600, NULL, NULL, 0,
 	 "How long libmilter waits for the MTA.", NULL, NULL, NULL},
 
@@ -561,6 +571,34 @@ const struct setting weir_settings[] = {
 	 "Most simultaneous client connections; more are answered 421 and closed.", NULL, NULL, NULL},
 	{"agent.max_errors", SETTING_INT, OFF(agent.max_errors), "10", 1, 1000, NULL, NULL, 0,
 	 "Protocol errors tolerated from one client before it is disconnected.", NULL, NULL, NULL},
+	{"agent.credentials_file", SETTING_STRING, OFF(agent.credentials_file), "", NOLIMIT, NULL,
+	 NULL, 0,
+	 "Smart-host credentials, lines NAME USER SECRET; must not be group or world readable.",
+	 NULL, NULL, NULL},
+	{"agent.auth_failure", SETTING_ENUM, OFF(agent.auth_failure), "tempfail", NOLIMIT,
+	 auth_failure_modes, NULL, 0,
+	 "A smart host refusing weir's credentials (535 5.7.8): tempfail (451 4.7.8) or reject.",
+	 NULL, NULL, NULL},
+	{"agent.tls_ca_file", SETTING_STRING, OFF(agent.tls_ca_file), "", NOLIMIT, NULL, NULL, 0,
+	 "CA certificates for verifying smart hosts; \"\": the system store.", NULL, NULL, NULL},
+	{"agent.max_connections", SETTING_INT, OFF(agent.max_connections), "20", 1, 10000, NULL,
+	 NULL, 0, "Most sessions to one upstream host at once.", NULL, NULL, NULL},
+	{"agent.max_messages", SETTING_INT, OFF(agent.max_messages), "100", 1, 1000000, NULL, NULL,
+	 0, "Messages sent over one upstream session before it is closed.", NULL, NULL, NULL},
+	{"agent.session_idle", SETTING_DURATION, OFF(agent.session_idle), "30s", 1, 3600, NULL,
+	 NULL, 0, "An idle pooled upstream session is closed after this long.", NULL, NULL, NULL},
+	{"agent.host_backoff", SETTING_DURATION, OFF(agent.host_backoff), "60s", 1, 3600, NULL,
+	 NULL, 0,
+	 "How long a failed upstream host is skipped (doubling per failure, at most 10 min).",
+	 NULL, NULL, NULL},
+	{"agent.state_file", SETTING_STRING, OFF(agent.state_file), "/run/weir/agent-state",
+	 NOLIMIT, NULL, NULL, 0,
+	 "Where weir-agent writes host health for weirctl route show; \"\" for none.", NULL,
+	 NULL, NULL},
+	{"agent.login_header", SETTING_STRING, OFF(agent.login_header), "", NOLIMIT, NULL,
+	 check_header_name_or_empty, 0,
+	 "Header carrying the login from weir-milter (routes by login); removed before relaying.",
+	 NULL, NULL, NULL},
 };
 
 const size_t weir_settings_count = sizeof(weir_settings) / sizeof(weir_settings[0]);

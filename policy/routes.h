@@ -1,0 +1,73 @@
+/* routes - weir-agent's routes (weir.conf agent.routes): which smart
+ * hosts (or direct MX delivery) a message goes to, and how each host is
+ * spoken to (TLS, AUTH, pool sizes). Parsed with the configuration;
+ * read-only afterwards. See /work/spec: doc/weir.conf.5, ROUTES. */
+#ifndef WEIR_POLICY_ROUTES_H
+#define WEIR_POLICY_ROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct weir_config;
+
+enum route_tls {
+	ROUTE_TLS_NONE,     /* never (AUTH allowed only because it was written) */
+	ROUTE_TLS_MAY,      /* STARTTLS when offered, not verified; clear otherwise */
+	ROUTE_TLS_STARTTLS, /* STARTTLS required, verified */
+	ROUTE_TLS_IMPLICIT, /* TLS from the start (port 465), verified */
+};
+
+enum route_auth {
+	ROUTE_AUTH_NONE,
+	ROUTE_AUTH_ANY, /* best offered: CRAM-MD5 > PLAIN > LOGIN (XOAUTH2 with a token file) */
+	ROUTE_AUTH_PLAIN,
+	ROUTE_AUTH_LOGIN,
+	ROUTE_AUTH_CRAM_MD5,
+	ROUTE_AUTH_XOAUTH2,
+};
+
+/* One smart host of a route */
+struct route_host {
+	char *host;  /* name or IP literal (brackets removed) */
+	int port;
+	enum route_tls tls;
+	bool verify;
+	char *ca_file;     /* NULL: agent.tls_ca_file, then the system store */
+	enum route_auth auth;
+	char *credentials; /* NAME in agent.credentials_file, or NULL */
+	char *oauth2_token_file;
+	char *helo;        /* NULL: agent.helo_name / hostname */
+	int weight;        /* >= 1 */
+	int priority;      /* lower first */
+	int max_connections, max_messages; /* 0: the agent's defaults */
+	char *id;          /* "host:port" (+ "/tls" ...) : the pool and health key */
+};
+
+struct route {
+	char *name;
+	char **sender_domains; size_t nsender_domains; /* normalized; ".d" = d and below */
+	char **rcpt_domains; size_t nrcpt_domains;
+	char **logins; size_t nlogins; /* globs */
+	bool mx; /* direct delivery to the recipient domain's MX hosts */
+	struct route_host *hosts; size_t nhosts;
+	bool is_default; /* no match list */
+	const char *file; int line; /* where it was written */
+};
+
+/* One credential of agent.credentials_file */
+struct credential {
+	char *name, *user, *secret;
+};
+
+/* routes_find - the route for a message: sender domain, recipient
+ * domain and login (any may be NULL), first match wins, else the default
+ * route; NULL when there is none (no routes and no smarthost) */
+const struct route *routes_find(const struct weir_config *cfg, const char *sender_domain,
+				const char *rcpt_domain, const char *login);
+/* routes_use_login - some route matches by login (the route is then
+ * chosen at end of DATA, from the login header) */
+bool routes_use_login(const struct weir_config *cfg);
+/* credential_find - NAME's entry of the credentials file, or NULL */
+const struct credential *credential_find(const struct weir_config *cfg, const char *name);
+
+#endif
