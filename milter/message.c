@@ -90,6 +90,9 @@ enum mlfi_status session_header(struct conn *c, const char *name, const char *va
 		keep(m->from, &m->n_from, value);
 	} else if (strcasecmp(name, "Sender") == 0) {
 		keep(m->sender_hdr, &m->n_sender_hdr, value);
+	} else if (c->cfg->milter.login_header[0] != '\0' &&
+		   strcasecmp(name, c->cfg->milter.login_header) == 0) {
+		m->n_login_hdr++;
 	} else if (strcasecmp(name, "Authentication-Results") == 0) {
 		m->n_ar++;
 		if (m->n_ar_ours < MSG_MAX_ALL_HEADERS &&
@@ -313,6 +316,28 @@ static void add_auth_headers(struct conn *c, const struct mlfi_io *io, struct ms
 	free(ar);
 }
 
+/* login_header - milter.login_header: whatever the client sent under
+ * that name goes (last first, so indexes hold); authenticated mail gets
+ * the login, for weir-agent's routes by login */
+static void login_header(struct conn *c, const struct mlfi_io *io, struct msg *m)
+{
+	const char *name = c->cfg->milter.login_header;
+	char *v;
+
+	if (name[0] == '\0')
+		return;
+	for (size_t i = m->n_login_hdr; i > 0; i--)
+		if (io->delheader(io->handle, name, (int)i) < 0)
+			log_warning("conn=%lu could not remove a %s header", c->id, name);
+	if (m->login == NULL ||
+	    (m->identity != ID_AUTHENTICATED && m->identity != ID_CERTIFICATE))
+		return;
+	v = xasprintf("%s%s", c->leadspc ? " " : "", m->login);
+	if (io->addheader(io->handle, name, v) < 0)
+		log_warning("conn=%lu could not add the %s header", c->id, name);
+	free(v);
+}
+
 enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io)
 {
 	struct msg *m = c->msg;
@@ -328,6 +353,7 @@ enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io)
 	if (m->identity == ID_OUTSIDE)
 		add_auth_headers(c, io, m, dkim_ar, &kv);
 	free(dkim_ar);
+	login_header(c, io, m);
 	if (st == MLFI_TEMPFAIL)
 		decision = "tempfail";
 	else if (m->hold != NULL) {

@@ -71,6 +71,7 @@ struct msg {
 	size_t n_ar; /* Authentication-Results headers seen */
 	size_t *ar_ours; /* their indexes (1-based) that claim our authserv-id */
 	size_t n_ar_ours;
+	size_t n_login_hdr; /* milter.login_header headers the client sent */
 	struct dkim_msg *dkim;
 	/* SPF (spf_mail.c), for the end of message: Received-SPF values and
 	 * Authentication-Results entries of the identities checked, and the

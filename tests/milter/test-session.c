@@ -62,6 +62,11 @@ static int fake_insheader(void *h, int index, const char *name, const char *valu
 	return 0;
 }
 
+static int fake_addheader(void *h, const char *name, const char *value)
+{
+	return fake_insheader(h, -1, name, value);
+}
+
 static int fake_delheader(void *h, const char *name, int index)
 {
 	struct fake *f = h;
@@ -147,7 +152,7 @@ static void start(struct run *r, const char *extra, const char *ip, const char *
 		r->f.macros[1][0] = "{auth_authen}";
 		r->f.macros[1][1] = login;
 	}
-	r->io = (struct mlfi_io){&r->f,		  fake_getsymval, fake_setreply, NULL,
+	r->io = (struct mlfi_io){&r->f,		  fake_getsymval, fake_setreply, fake_addheader,
 				 fake_quarantine, fake_insheader, fake_delheader};
 	if (ip && strchr(ip, ':')) {
 		sin6.sin6_family = AF_INET6;
@@ -561,6 +566,37 @@ static void test_message_line(void)
 	test_end();
 }
 
+/* milter.login_header: the login for weir-agent's routes; a forged one
+ * never survives */
+static void test_login_header(void)
+{
+	static const char conf[] = "milter = { login_header = \"X-Weir-Login\"; };\n";
+	struct run r;
+
+	test_begin("login header: a login's mail carries it, the client's own is removed");
+	start(&r, conf, "198.51.100.7", "alice");
+	test_assert(mail(&r, "<alice@example.com>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<bob@elsewhere.example>") == MLFI_CONTINUE);
+	test_assert(eom(&r, (const char *const[]){"From", "alice@example.com", "X-Weir-Login",
+						  "mallory", "x-weir-login", "eve", NULL}) ==
+		    MLFI_CONTINUE);
+	test_assert(r.f.ndeleted == 2 && r.f.deleted[0] == 2 && r.f.deleted[1] == 1);
+	test_assert(r.f.nadded == 1 && strcmp(r.f.added[0], "X-Weir-Login: alice") == 0);
+	session_close(r.c);
+	test_end();
+
+	test_begin("login header: none for a trusted network, a forged one still removed");
+	start(&r, conf, "192.0.2.7", NULL);
+	test_assert(mail(&r, "<x@example.com>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<bob@elsewhere.example>") == MLFI_CONTINUE);
+	test_assert(eom(&r, (const char *const[]){"From", "x@example.com", "X-Weir-Login",
+						  "alice", NULL}) == MLFI_CONTINUE);
+	test_assert(r.f.ndeleted == 1 && r.f.deleted[0] == 1);
+	test_assert(r.f.nadded == 0);
+	session_close(r.c);
+	test_end();
+}
+
 int main(void)
 {
 	log_open("test-session", true, "mail");
@@ -572,5 +608,6 @@ int main(void)
 	test_certificate();
 	test_review_findings();
 	test_message_line();
+	test_login_header();
 	return test_exit_status();
 }
