@@ -86,7 +86,9 @@ rate = {
     { name = \"m-cnt\"; key = \"login\"; rate = \"3/1h\"; burst = 3;
       $(rate_scope multi2) },
     { name = \"cli\"; key = \"client\"; ipv4_prefix = 24; rate = \"2/1h\"; burst = 2;
-      identities = (\"outside\"); }
+      identities = (\"outside\"); },
+    { name = \"snd\"; key = \"sender\"; rate = \"1/1h\"; burst = 1;
+      identities = (\"trusted\"); }
   );
 };"
 it_start_policy_stack "$CONF" WEIR_STACK_SASL_USERS="$users"
@@ -459,6 +461,21 @@ check "cli: outside client 127.0.0.5 (same /24): 451 4.7.0 for 127.0.0.0/24" \
 	reply_matches MAIL '^451 4\.7\.0 rate limit cli exceeded for 127\.0\.0\.0/24: try again in [0-9]+ seconds'
 check "cli: decision line limit=cli key=127.0.0.0/24" \
 	test "$(decision_count ' rule=rate( |$)' ' action=tempfail( |$)' ' limit=cli( |$)' ' key=127\.0\.0\.0/24( |$)')" = 1
+
+# --- 13. a sender key (lowercased), trusted clients only; the null sender -----------
+# snd: key sender, identities trusted, burst 1; 127.0.0.1 without AUTH
+MSG_FROM=NoReply@Local.Weir.Test msg snd $T1 "" "$R"
+check "snd: trusted client, sender <NoReply@Local.Weir.Test>: accepted" accepted
+log_mark
+MSG_FROM=noreply@local.weir.test msg snd $T1 "" "$R" --quit-after RCPT
+check "snd: the same sender in lower case: 451 4.7.0 for noreply@local.weir.test (one key)" \
+	reply_matches MAIL '^451 4\.7\.0 rate limit snd exceeded for noreply@local\.weir\.test: try again in [0-9]+ seconds'
+check "snd: decision line limit=snd key=noreply@local.weir.test" \
+	test "$(decision_count ' rule=rate( |$)' ' action=tempfail( |$)' ' limit=snd( |$)' ' key=noreply@local\.weir\.test( |$)')" = 1
+for i in 1 2; do
+	MSG_FROM='<>' msg snd $T1 "" "$R"
+	check "snd: null sender $i: the sender limit does not apply, accepted" accepted
+done
 
 check "weir-milter is running" pid_alive "$MILTER_PID"
 check "no crash or sanitizer report in the milter log" \

@@ -173,6 +173,7 @@ redis_up() {
 redis_stop() {
 	local i
 	[ -n "$REDIS_PID" ] || return 0
+	kill -CONT "$REDIS_PID" 2>/dev/null # a test may have stopped it (SIGSTOP)
 	kill -TERM "$REDIS_PID" 2>/dev/null
 	for ((i = 0; i < 100; i++)); do
 		kill -0 "$REDIS_PID" 2>/dev/null || break
