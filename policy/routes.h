@@ -70,4 +70,13 @@ bool routes_use_login(const struct weir_config *cfg);
 /* credential_find - NAME's entry of the credentials file, or NULL */
 const struct credential *credential_find(const struct weir_config *cfg, const char *name);
 
+struct config_errors;
+/* credentials_load - read agent.credentials_file into
+ * cfg->agent.credentials (errors as file:line; a file readable by group
+ * or others is refused) and check that every route host's credentials
+ * NAME is there. Called by settings_compile, after agent.routes. */
+void credentials_load(struct weir_config *cfg, struct config_errors *errs);
+/* credentials_free - wipe and free what credentials_load stored */
+void credentials_free(struct weir_config *cfg);
+
 #endif

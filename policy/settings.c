@@ -26,6 +26,7 @@
 #include "policy/config.h"
 #include "policy/dkim_keys.h"
 #include "policy/rate.h"
+#include "policy/routes.h"
 #include "policy/senders.h"
 
 #define OFF(field) offsetof(struct weir_config, field)
@@ -701,6 +702,7 @@ void settings_compile(struct weir_config *cfg, struct config_errors *errs)
 									 : IDENTITY_OUTSIDE;
 	}
 	compile_senders(cfg, errs);
+	credentials_load(cfg, errs);
 	check_key_owners(cfg, errs);
 	if (cfg->dkim.fallback_domain[0] != '\0' &&
 	    dkim_domain_find(cfg->dkim.domains, cfg->dkim.ndomains, cfg->dkim.fallback_domain) ==
@@ -718,6 +720,7 @@ void settings_free_compiled(struct weir_config *cfg)
 	domain_list_free(cfg->spf_allow_helo, cfg->nspf_allow_helo);
 	domain_list_free(cfg->spf_allow_hosts, cfg->nspf_allow_hosts);
 	sender_map_free(cfg->sender_map);
+	credentials_free(cfg);
 }
 
 const struct setting *setting_find(const char *name)
