@@ -36,7 +36,11 @@
  *  - replaces any TXT record that starts with "v=spf1" and is longer than
  *    SPF_MAX_RECORD with a record libspf2 rejects as a syntax error, so the
  *    domain gets permerror instead of a long record reaching the compiler;
- *  - escapes the spaces of other TXT records (explanations, exp_text);
+ *  - escapes the spaces of other TXT records (explanations, exp_text),
+ *    and replaces one whose compiled form would come near 511 octets
+ *    with a text libspf2 refuses (EXP_COMPILED_MAX: its explanation
+ *    compiler overruns a stack buffer there, and the stack protector
+ *    aborts the process);
  *  - drops N from a macro "%{xN...}" whose value has N parts or fewer
  *    (fix_truncation: libspf2 then cuts a character off the result).
  * Explanations and libspf2's reasons leave as printable ASCII (copy_text):
@@ -320,6 +324,48 @@ static char *fix_truncation(const char *txt)
 	return out;
 }
 
+/* An explanation libspf2 fails to compile (unknown macro letter), so
+ * there is none */
+static const char refused_exp[] = "%{!}";
+
+/* The most an explanation may take compiled. SPF_record_compile_macro
+ * (1.2.10) compiles it into a stack buffer of 511 octets after a header,
+ * and its length checks come after some writes: an explanation whose
+ * compiled form nears 511 octets overruns that buffer (found by
+ * fuzz-spf: "stack smashing detected", an abort in weir-milter for any
+ * sender of a domain publishing such an exp=). Kept well below. */
+#define EXP_COMPILED_MAX 400
+
+/* exp_compiled_size - at least the size libspf2's macro compiler gives
+ * text (as exp_text leaves it): literal runs of a 4-octet header and
+ * their octets ("%-" is three), 4 octets a macro, each block aligned to 8
+ * (more than libspf2 aligns to) */
+static size_t exp_compiled_size(const char *text)
+{
+	size_t size = 0, lit = 0;
+
+	for (const char *p = text; *p != '\0'; p++) {
+		if (p[0] == '%' && p[1] == '{') {
+			const char *end = strchr(p, '}');
+			if (lit > 0)
+				size += (4 + lit + 7) / 8 * 8;
+			lit = 0;
+			size += 8;
+			if (end == NULL)
+				break;
+			p = end;
+		} else if (p[0] == '%' && p[1] != '\0' && strchr("%_-", p[1]) != NULL) {
+			lit += p[1] == '-' ? 3 : 1;
+			p++;
+		} else {
+			lit++;
+		}
+	}
+	if (lit > 0)
+		size += (4 + lit + 7) / 8 * 8;
+	return size + 8; /* the empty block libspf2 starts after the last one */
+}
+
 /* rr_add - append one record of len bytes at data to rr; -1 on failure */
 static int rr_add(SPF_dns_rr_t *rr, const void *data, size_t len)
 {
@@ -361,7 +407,10 @@ static void add_rdata(SPF_dns_rr_t *rr, ns_type t, const unsigned char *d, size_
 		}
 		if (!is_spf_record(txt)) {
 			exp = exp_text(txt);
-			rr_add(rr, exp, strlen(exp) + 1);
+			if (exp_compiled_size(exp) > EXP_COMPILED_MAX)
+				rr_add(rr, refused_exp, sizeof(refused_exp));
+			else
+				rr_add(rr, exp, strlen(exp) + 1);
 			free(exp);
 		} else if (strlen(txt) > SPF_MAX_RECORD) {
 			rr_add(rr, oversize_spf, sizeof(oversize_spf));

@@ -114,6 +114,9 @@ static enum dns_wait_result zone_lookup(void *ctx, const char *name, int rrtype,
 	return ans->n > 0 ? DNS_WAIT_OK : DNS_WAIT_NONE;
 }
 
+/* "%{l}a" 43 times: libspf2's macro compiler overran its stack buffer */
+static char long_exp[43 * 5 + 1];
+
 static const struct rec zone_recs[] = {
 	{"example.com", T_TXT, "v=spf1 ip4:192.0.2.0/24 mx -all"},
 	{"example.com", T_MX, "10 mx.example.com"},
@@ -168,6 +171,8 @@ static const struct rec zone_recs[] = {
 	{"example.d2r.ok.example", T_A, "127.0.0.2"},
 	{"d2e.example", T_TXT, "v=spf1 -all exp=why.d2e.example"},
 	{"why.d2e.example", T_TXT, "%{d2} %{l5} %{l1} %{i9} %{O2} %%{d2} %{l2-}"},
+	{"longexp.example", T_TXT, "v=spf1 -all exp=why.longexp.example"},
+	{"why.longexp.example", T_TXT, long_exp},
 	{"exp.example", T_TXT, "v=spf1 -all exp=why.exp.example"},
 	{"why.exp.example", T_TXT, "%{i} may not send\r\nX-Evil: \001 for %{d}, 100% sure"},
 	{"exp8.example", T_TXT, "v=spf1 -all exp=why8.example"},
@@ -250,6 +255,14 @@ static void test_zone(void)
 	spf_outcome_free(&o);
 	test_assert_str(check(e, "192.0.2.1", "x.y-z@d2e.example", &o), "fail");
 	test_assert_str(o.explanation, "d2e.example x.y-z y-z 192.0.2.1 d2e.example %{d2} x.y.z");
+	spf_outcome_free(&o);
+	test_end();
+
+	test_begin("exp= too long for libspf2's compiler: no explanation, no crash");
+	for (int i = 0; i < 43; i++)
+		memcpy(long_exp + 5 * i, "%{l}a", 5);
+	test_assert_str(check(e, "192.0.2.1", "a@longexp.example", &o), "fail");
+	test_assert(o.explanation == NULL);
 	spf_outcome_free(&o);
 	test_end();
 
