@@ -492,6 +492,9 @@ static void check_required(struct weir_config *cfg, enum config_user who, const 
 			config_errors_add(errs, file, 0, "%s must be set", s->name);
 		}
 	}
+	if (who & CONFIG_FOR_AGENT && cfg->agent.nroutes == 0 &&
+	    (cfg->agent.smarthost == NULL || cfg->agent.smarthost[0] == '\0'))
+		config_errors_add(errs, file, 0, "agent.smarthost must be set (or agent.routes)");
 	if (who & CONFIG_FOR_AGENT && cfg->agent.lmtp_listen.n + cfg->agent.smtp_listen.n == 0)
 		config_errors_add(errs, file, 0,
 				  "weir-agent needs agent.lmtp_listen or agent.smtp_listen");

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct weir_config;
+struct config_errors;
 
 enum route_tls {
 	ROUTE_TLS_NONE,     /* never (AUTH allowed only because it was written) */
@@ -78,5 +79,29 @@ struct config_errors;
 void credentials_load(struct weir_config *cfg, struct config_errors *errs);
 /* credentials_free - wipe and free what credentials_load stored */
 void credentials_free(struct weir_config *cfg);
+
+/* Parsing (SETTING_CUSTOM agent.routes, settings.c) */
+void routes_parse(struct weir_config *cfg, void *node, const char *file,
+		  struct config_errors *errs);
+char *routes_format(const struct weir_config *cfg);
+void routes_free(struct weir_config *cfg);
+/* routes_compile - once every setting is read (settings_compile): the
+ * default route from agent.smarthost when agent.routes is empty, and the
+ * checks that involve other settings */
+void routes_compile(struct weir_config *cfg, struct config_errors *errs);
+
+/* route_tls_name, route_auth_name - the words weir.conf uses */
+const char *route_tls_name(enum route_tls t);
+const char *route_auth_name(enum route_auth a);
+/* routes_signature - bit i set when route i could take a recipient of
+ * rcpt_domain whatever the login (for grouping recipients when the route
+ * is only chosen at end of DATA) */
+unsigned long long routes_signature(const struct weir_config *cfg, const char *sender_domain,
+				    const char *rcpt_domain);
+/* routes_depend_on_rcpt - may two recipients of one message go to
+ * different destinations (rcpt_domains, logins or mx routes exist) */
+bool routes_depend_on_rcpt(const struct weir_config *cfg);
+/* routes_any_mx - some route is mx */
+bool routes_any_mx(const struct weir_config *cfg);
 
 #endif

@@ -549,8 +549,9 @@ const struct setting weir_settings[] = {
 	{"agent.socket_mode", SETTING_MODE, OFF(agent.socket_mode), "0660", 0, 0777, NULL, NULL, 0,
 	 "Permissions of unix listening sockets (owned by user and its group).", NULL, NULL, NULL},
 	{"agent.smarthost", SETTING_STRING, OFF(agent.smarthost), "", NOLIMIT, NULL, check_hostport,
-	 CONFIG_FOR_AGENT,
-	 "Smart host all mail is relayed to: HOST[:PORT] or [IP]:PORT (port 25 by default).", NULL, NULL, NULL},
+	 0,
+	 "Smart host all mail is relayed to when agent.routes is empty: HOST[:PORT] or [IP]:PORT "
+	 "(port 25 by default).", NULL, NULL, NULL},
 	{"agent.helo_name", SETTING_STRING, OFF(agent.helo_name), NULL, NOLIMIT, NULL, NULL, 0,
 	 "Name weir-agent gives in EHLO to the smart host; default: hostname.", NULL, NULL, NULL},
 	{"agent.connect_timeout", SETTING_DURATION, OFF(agent.connect_timeout), "30s", 1, 600, NULL,
@@ -600,6 +601,10 @@ const struct setting weir_settings[] = {
 	 check_header_name_or_empty, 0,
 	 "Header carrying the login from weir-milter (routes by login); removed before relaying.",
 	 NULL, NULL, NULL},
+	{"agent.routes", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
+	 "Routes: ( { name; sender_domains; rcpt_domains; logins; mx; hosts = ( { host; port; "
+	 "tls; auth; credentials; weight; priority; } ); } ).",
+	 routes_parse, routes_format, routes_free},
 };
 
 const size_t weir_settings_count = sizeof(weir_settings) / sizeof(weir_settings[0]);
@@ -702,6 +707,7 @@ void settings_compile(struct weir_config *cfg, struct config_errors *errs)
 									 : IDENTITY_OUTSIDE;
 	}
 	compile_senders(cfg, errs);
+	routes_compile(cfg, errs);
 	credentials_load(cfg, errs);
 	check_key_owners(cfg, errs);
 	if (cfg->dkim.fallback_domain[0] != '\0' &&
