@@ -40,7 +40,17 @@ for l in $RATE_LOGINS; do users="$users $l:$l-secret"; done
 T=$(mktemp -d /tmp/weir-it-rate.XXXXXX) || it_abort "mktemp failed"
 chmod 755 "$T"
 chown weir "$T" || it_abort "chown weir $T failed"
-trap 'rc=$?; if [ "$rc" = 0 ] && [ "${WEIR_IT_KEEP:-0}" != 1 ] || [ "$rc" = 77 ]; then rm -rf -- "$T"; else it_say "state directory kept: $T"; fi; (exit $rc); it_cleanup' EXIT
+rate_cleanup() {
+	local rc=$?
+	if [ "$rc" = 0 ] && [ "${WEIR_IT_KEEP:-0}" != 1 ] || [ "$rc" = 77 ]; then
+		rm -rf -- "$T"
+	else
+		it_say "state directory kept: $T"
+	fi
+	(exit "$rc")
+	it_cleanup
+}
+trap rate_cleanup EXIT
 FLUSH=1
 
 senders=

@@ -31,9 +31,11 @@ IT_T0=$SECONDS
 T=$(mktemp -d /tmp/weir-it-fleet.XXXXXX) || it_abort "mktemp failed"
 chmod 755 "$T"
 mkdir "$T/redis" || it_abort "mkdir failed"
-DA= DB=
+DA="" DB="" bstart=""
 fleet_cleanup() {
 	local rc=$?
+	# the second stack may still be starting (the first one failed)
+	[ -n "${bstart:-}" ] && wait "$bstart" 2>/dev/null
 	if [ -n "$DB" ] && [ -d "$DB" ]; then
 		"$STACK/stop" "$DB" >/dev/null 2>&1
 		if grep -lE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$DB"/log/weir-*.log >/dev/null 2>&1; then

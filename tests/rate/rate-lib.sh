@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/rate/rate-lib.sh - helpers for the rate limit integration tests
 # (tests/integration/270-rate.sh, 271-rate-fleet.sh; issue 6). Sourced
 # after tests/integration/lib.sh.
@@ -95,6 +96,9 @@ milter_restart() {
 	if [ "$how" = kill ]; then
 		if stack_owned "$pid" "$D"; then
 			kill -KILL "$pid" 2>/dev/null
+			# our own child when an earlier milter_restart started it:
+			# reap it quietly (no "Killed" from the shell)
+			wait "$pid" 2>/dev/null
 			for ((i = 0; i < 100; i++)); do
 				stack_alive "$pid" || break
 				sleep 0.1
