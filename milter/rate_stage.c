@@ -175,8 +175,9 @@ static enum mlfi_status charge(struct conn *c, const struct mlfi_io *io, struct 
 	if (v.quota) {
 		iso_time(v.resets_at_ms, when, sizeof(when));
 		window_name(it->quota_period_ms, win, sizeof(win));
-		snprintf(text, sizeof(text), "%s quota of %lld reached for %.200s (limit %s): resets at %s",
-			 win, it->quota_n, value, it->limit_name, when);
+		snprintf(text, sizeof(text),
+			 "rate limit %s: %s quota of %lld reached for %.200s: resets at %s",
+			 it->limit_name, win, it->quota_n, value, when);
 	} else {
 		snprintf(text, sizeof(text),
 			 "rate limit %s exceeded for %.200s: try again in %lld second%s",
