@@ -83,24 +83,40 @@ stack_env_set() {
 
 # stack_start_sink DIR NAME PORT SPOOL: start a sink in the background,
 # record its PID, wait until it answers 220. Returns 1 (with log tail) if
-# it does not come up within 15 s.
+# it does not come up within 15 s. Per-sink files in DIR/run, kept for
+# sink-restart: NAME.addr (listening address, default 127.0.0.1),
+# NAME.args (more sink.py arguments, one per line: --tls, --auth, ...),
+# NAME.control (the connection-level fault file, see sink.py and
+# tests/stack/sink-fault; created empty).
 stack_start_sink() {
-	local dir=$1 name=$2 port=$3 spool=$4 pid i log
+	local dir=$1 name=$2 port=$3 spool=$4 pid i log addr=127.0.0.1 tls=
+	local -a extra=()
 	log=$dir/log/$name.log
 	mkdir -p -- "$spool"
-	(exec "$STACK_PY" "$STACK_HOME/sink.py" --host 127.0.0.1 --port "$port" \
-		--dir "$spool" --pidfile "$dir/run/$name.pid" </dev/null >>"$log" 2>&1) &
+	[ -s "$dir/run/$name.addr" ] && addr=$(cat "$dir/run/$name.addr")
+	[ -f "$dir/run/$name.args" ] && mapfile -t extra <"$dir/run/$name.args"
+	[ -f "$dir/run/$name.control" ] || : >"$dir/run/$name.control"
+	case " ${extra[*]} " in *" --tls implicit "*) tls=tls ;; esac
+	(exec "$STACK_PY" "$STACK_HOME/sink.py" --host "$addr" --port "$port" \
+		--dir "$spool" --pidfile "$dir/run/$name.pid" --control "$dir/run/$name.control" \
+		"${extra[@]}" </dev/null >>"$log" 2>&1) &
 	pid=$!
 	stack_record_pid "$dir" "$name" "$pid"
 	for ((i = 0; i < 150; i++)); do
 		if ! stack_alive "$pid"; then
-			echo "stack: $name (sink on port $port) exited during start" >&2
+			echo "stack: $name (sink on $addr:$port) exited during start" >&2
 			stack_tail "$log" >&2
 			return 1
 		fi
-		$STACKUTIL waitbanner "$port" 0.5 2>/dev/null && return 0
+		if [ -s "$dir/run/$name.control" ]; then # a fault is on: no 220 to wait for
+			$STACK_PY -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()' \
+				"$addr" "$port" 2>/dev/null && return 0
+			sleep 0.1
+			continue
+		fi
+		$STACKUTIL waitbanner "$port" 0.5 "$addr" $tls 2>/dev/null && return 0
 	done
-	echo "stack: $name (sink on port $port) does not answer after 15s" >&2
+	echo "stack: $name (sink on $addr:$port) does not answer after 15s" >&2
 	stack_tail "$log" >&2
 	return 1
 }
@@ -172,4 +188,38 @@ while time.time() < deadline:
     time.sleep(0.25)
 sys.exit(1)
 PYEOF
+}
+
+# stack_make_certs DIR: a test CA and certificates in DIR/tls (openssl,
+# ECDSA P-256, valid for two days from now):
+#   ca.pem/ca.key        the test CA ("weir test CA <time>")
+#   sink.pem/sink.key    signed by it, CN sink.weir.test, SAN sink,
+#                        sink2 and sink3.weir.test (serverAuth)
+#   rogue.pem/rogue.key  self-signed, CN and SAN sink.weir.test: a
+#                        certificate from no known CA
+# Certificates 0644 (user weir reads ca.pem), keys 0600 (root's sinks).
+stack_make_certs() {
+	local t=$1/tls log=$1/log/openssl.log
+	mkdir -p -- "$t" && chmod 755 "$t" || return 1
+	: >"$log"
+	(
+		set -e
+		cd "$t"
+		umask 077
+		ext() { printf 'subjectAltName=%s\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' "$1"; }
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout ca.key -out ca.pem -days 2 -subj "/O=weir tests/CN=weir test CA $(date +%s)" \
+			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout sink.key -out sink.csr -subj /CN=sink.weir.test
+		ext DNS:sink.weir.test,DNS:sink2.weir.test,DNS:sink3.weir.test >sink.ext
+		openssl x509 -req -in sink.csr -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" \
+			-days 2 -out sink.pem -extfile sink.ext
+		ext DNS:sink.weir.test >rogue.ext
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout rogue.key -out rogue.pem -days 2 -subj /CN=sink.weir.test -addext "subjectAltName=DNS:sink.weir.test"
+		rm -f sink.csr sink.ext rogue.ext
+		chmod 644 ca.pem sink.pem rogue.pem
+		openssl verify -CAfile ca.pem sink.pem
+	) >>"$log" 2>&1 || { cat "$log" >&2; return 1; }
 }

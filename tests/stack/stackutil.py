@@ -4,8 +4,14 @@
   freeports N            print N distinct free TCP ports on 127.0.0.1 (all
                          held open at once while picking, so no duplicates;
                          the UDP port of the same number is checked free too)
+  freeaddrs N PORT       print N distinct random loopback addresses
+                         (127.X.Y.Z, X >= 100) where TCP PORT is free; the
+                         test MX hosts listen on port 25 of such addresses
   waittcp PORT SECS      wait until 127.0.0.1:PORT accepts a connection
-  waitbanner PORT SECS   wait until 127.0.0.1:PORT answers with a 220 line
+  waitbanner PORT SECS [ADDR] [tls]
+                         wait until ADDR:PORT (default 127.0.0.1) answers
+                         with a 220 line; "tls": after a TLS handshake
+                         (implicit TLS, no certificate check)
   waitunix PATH SECS     wait until the unix socket PATH accepts a connection
   dns PORT NAME [TYPE]   query 127.0.0.1@PORT over UDP; print the answers
                          (A, MX, TXT), exit 0 if there was at least one
@@ -39,14 +45,45 @@ def freeports(n):
     print(" ".join(str(p) for p in ports))
 
 
-def waittcp(port, secs, banner=False):
+def freeaddrs(n, port):
+    held, addrs = [], []
+    tries = 0
+    while len(addrs) < n and tries < 1000:
+        tries += 1
+        a = "127.%d.%d.%d" % (random.randint(100, 250), random.randint(1, 254), random.randint(2, 250))
+        if a in addrs:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((a, port))
+        except OSError:
+            s.close()
+            continue
+        held.append(s)
+        addrs.append(a)
+    for s in held:
+        s.close()
+    if len(addrs) < n:
+        return 1
+    print(" ".join(addrs))
+    return 0
+
+
+def waittcp(port, secs, banner=False, addr="127.0.0.1", tls=False):
     deadline = time.time() + secs
     last = "no attempt"
     while time.time() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            with socket.create_connection((addr, port), timeout=2) as s0:
                 if not banner:
                     return 0
+                s = s0
+                if tls:
+                    import ssl
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                    s = ctx.wrap_socket(s0)
                 s.settimeout(max(1, deadline - time.time()))
                 line = s.makefile("rb").readline()
                 if line.startswith(b"220"):
@@ -59,7 +96,7 @@ def waittcp(port, secs, banner=False):
         except OSError as e:
             last = str(e)
         time.sleep(0.1)
-    print("127.0.0.1:%d not answering after %ss (%s)" % (port, secs, last), file=sys.stderr)
+    print("%s:%d not answering after %ss (%s)" % (addr, port, secs, last), file=sys.stderr)
     return 1
 
 
@@ -171,10 +208,14 @@ def main(argv):
     if cmd == "freeports":
         freeports(int(a[0]))
         return 0
+    if cmd == "freeaddrs":
+        return freeaddrs(int(a[0]), int(a[1]))
     if cmd == "waittcp":
         return waittcp(int(a[0]), float(a[1]))
     if cmd == "waitbanner":
-        return waittcp(int(a[0]), float(a[1]), banner=True)
+        return waittcp(int(a[0]), float(a[1]), banner=True,
+                       addr=a[2] if len(a) > 2 and a[2] else "127.0.0.1",
+                       tls=len(a) > 3 and a[3] == "tls")
     if cmd == "waitunix":
         return waitunix(a[0], float(a[1]))
     if cmd == "dns":
