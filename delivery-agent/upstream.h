@@ -1,4 +1,4 @@
-/* upstream - one SMTP client session to the smart host */
+/* upstream - one SMTP client session to a smart host (or an MX host) */
 #ifndef WEIR_AGENT_UPSTREAM_H
 #define WEIR_AGENT_UPSTREAM_H
 
@@ -10,6 +10,7 @@ struct event_base;
 struct evbuffer;
 struct dns;
 struct weir_config;
+struct route_host;
 struct upstream;
 
 /* Result of one step. Either reply is the smart host's complete reply
@@ -19,17 +20,29 @@ struct upstream;
  * call that started the step; the callee may free the upstream. */
 typedef void upstream_cb(void *ctx, const struct smtp_reply *reply, const char *fail);
 
-/* upstream_new - a session object, not yet connected; holds a reference
- * to cfg and dns. */
+/* upstream_new - a session object for agent.smarthost (TLS "may", no
+ * AUTH), not yet connected; holds a reference to cfg and dns. */
 struct upstream *upstream_new(struct event_base *base, struct dns *dns, struct weir_config *cfg);
+/* upstream_new_host - the same for one host of a route: its port, TLS
+ * mode, verification, CA file, AUTH mechanism, credentials and EHLO name.
+ * host is borrowed and must outlive the upstream (the pool keeps it
+ * with the configuration the upstream holds a reference to). */
+struct upstream *upstream_new_host(struct event_base *base, struct dns *dns,
+				   struct weir_config *cfg, const struct route_host *host);
 /* upstream_free - close (sending QUIT when idle) and free; pending
  * callbacks are dropped. NULL is ok. */
 void upstream_free(struct upstream *up);
 
 /* upstream_ready - connected, greeted and between commands */
 bool upstream_ready(const struct upstream *up);
-/* upstream_open - connect, read the greeting, EHLO (HELO on 5xx); on
- * success cb gets the EHLO/HELO reply (2xx). */
+/* upstream_open - connect (each address in turn), read the greeting,
+ * EHLO (HELO on 5xx), STARTTLS as the host's tls says (then EHLO again),
+ * AUTH as its auth says; with tls "implicit" TLS comes first. On success
+ * cb gets the last EHLO/HELO reply (2xx). On failure it gets fail (a
+ * 451 line: 4.4.x connection, 4.7.5 TLS, 4.7.8 AUTH) and
+ * upstream_failure says which step failed; except that an AUTH refusal
+ * (535 or 5.7.8) with agent.auth_failure = reject is handed up as the
+ * server's own 5xx reply (reply set, fail NULL, the session closed). */
 void upstream_open(struct upstream *up, upstream_cb *cb, void *ctx);
 /* upstream_command - send one line (no CRLF), wait for the reply */
 void upstream_command(struct upstream *up, const char *line, upstream_cb *cb, void *ctx);
@@ -38,13 +51,45 @@ void upstream_command(struct upstream *up, const char *line, upstream_cb *cb, vo
  * that was not 354. msg is drained. */
 void upstream_data(struct upstream *up, struct evbuffer *msg, upstream_cb *cb, void *ctx);
 
-/* Session facts for the relay logic. */
+/* Which step of the last upstream_open failed: the pool marks the host
+ * down for CONNECT (refused, timed out, no address), GREETING (4xx, or
+ * none) and TLS; AUTH is answered as agent.auth_failure says. */
+enum upstream_failure {
+	UPF_NONE,
+	UPF_CONNECT,
+	UPF_GREETING,
+	UPF_TLS,
+	UPF_AUTH,
+	UPF_PROTOCOL, /* EHLO/HELO refused, a bad reply, a timeout or a lost connection later */
+};
+enum upstream_failure upstream_failure(const struct upstream *up);
+
+/* Session facts: the extensions of the last EHLO (false after HELO). */
 bool upstream_has_8bitmime(const struct upstream *up);
 bool upstream_has_size(const struct upstream *up);
+bool upstream_has_pipelining(const struct upstream *up);
+bool upstream_has_smtputf8(const struct upstream *up);
+bool upstream_has_dsn(const struct upstream *up);
+/* upstream_size_limit - SIZE's value: -1 without SIZE, 0 for no limit */
+long long upstream_size_limit(const struct upstream *up);
+
+/* The session's TLS, for log lines. */
+struct upstream_tls {
+	bool active;
+	const char *protocol; /* "TLSv1.3", or "none" */
+	const char *cipher;   /* "TLS_AES_256_GCM_SHA384", or "none" */
+	const char *verified; /* "yes", "no" (verify = false), "not-required" (may, none) */
+};
+void upstream_tls_info(const struct upstream *up, struct upstream_tls *info);
+/* upstream_auth_mech - "PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2" or "none" */
+const char *upstream_auth_mech(const struct upstream *up);
+
 /* upstream_in_txn - MAIL was accepted and no DATA/RSET ended it yet */
 bool upstream_in_txn(const struct upstream *up);
 void upstream_set_in_txn(struct upstream *up, bool on);
 /* upstream_name - "host[ip]:port" of the connected (or last tried) address */
 const char *upstream_name(const struct upstream *up);
+/* upstream_host_name - the host's name as configured ("smtp.example.com") */
+const char *upstream_host_name(const struct upstream *up);
 
 #endif
