@@ -18,6 +18,9 @@ struct weir_config;
 struct dns;
 struct upstream;
 struct smtp_reply;
+struct pool;
+struct dest;
+struct route;
 
 struct listener {
 	struct agent *agent;
@@ -31,6 +34,7 @@ struct listener {
 struct agent {
 	struct event_base *base;
 	struct dns *dns; /* for the resolver settings below */
+	struct pool *pool; /* upstream sessions and host health */
 	char *dns_servers;
 	long dns_timeout;
 	struct listener **listeners;
@@ -49,14 +53,33 @@ enum client_state {
 	CL_DATA,  /* reading the message */
 };
 
+/* One recipient we answered 2xx at RCPT */
+struct rcpt {
+	char *addr;
+	struct smtp_rcpt params; /* NOTIFY=, ORCPT= as received */
+	struct dest *dest;       /* NULL while provisional (routes by login) */
+	bool upstream_ok;        /* the destination accepted its RCPT */
+	int code;                /* final answer, once known */
+	char *line;
+};
+
 /* One mail transaction (MAIL .. end of DATA). */
 struct txn {
 	char *from;
-	enum smtp_body body;
-	long long size;
-	char **rcpts; /* accepted by the smart host */
+	struct smtp_mail mail; /* the MAIL parameters */
+	char *sender_domain;   /* NULL for the null sender */
+	struct rcpt *rcpts;    /* answered 2xx, in order */
 	size_t nrcpts;
 	size_t nrequested; /* RCPT commands seen, for max_recipients */
+	struct dest **dests; /* where the recipients go */
+	size_t ndests;
+	size_t pending;      /* destinations still busy after DATA */
+	bool early;          /* one destination, chosen at MAIL */
+	bool provisional;    /* routes by login: routed at end of DATA */
+	unsigned long long sig; /* SMTP + provisional: recipients' route signature */
+	char *sig_domain;
+	char *login;         /* from agent.login_header */
+	char *smtp_line;     /* SMTP: the answer after DATA when no recipient's is */
 	struct evbuffer *msg; /* CRLF lines, still dot-stuffed */
 	size_t msg_size;
 	bool too_big;
@@ -80,8 +103,8 @@ struct client {
 	int errors;
 	struct txn txn;
 	struct smtp_mail pending_mail;
-	char pending_rcpt[SMTP_PATH_MAX + 1];
-	struct upstream *up;
+	struct smtp_rcpt pending_rcpt;
+	struct dest *rcpt_dest; /* the destination pending_rcpt waits for */
 	struct client *prev, *next;
 };
 
@@ -105,6 +128,9 @@ void relay_mail(struct client *c);
 void relay_rcpt(struct client *c);
 void relay_data(struct client *c);
 void relay_rset(struct client *c);
+/* relay_txn_end - the transaction is over (answered, reset or the client
+ * left): give the destinations' sessions back to the pool */
+void relay_txn_end(struct client *c);
 /* relay_log - one key=value line for a recipient or transaction */
 void relay_log(struct client *c, const char *rcpt, const char *status, const char *reply);
 /* relay_quote - "550 5.1.1 <who>: smart host NAME said: 550 5.1.1 text"

@@ -33,14 +33,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "delivery-agent/agent.h"
+#include "delivery-agent/pool.h"
 #include "lib/daemon.h"
 #include "lib/dns.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "policy/config.h"
+#include "policy/routes.h"
 
 #define FORCE_EXIT_DELAY 5 /* seconds after the forced 421s before exit */
 
@@ -169,6 +172,9 @@ static void reload(struct agent *a)
 	log_set_level((enum log_level)cfg->log_level);
 	set_resolver(a, cfg);
 	config_set_current(cfg);
+	/* idle sessions were opened under the old settings */
+	pool_flush_idle(a->pool);
+	pool_write_state(a->pool, cfg);
 	log_info("reloaded %s", config_path);
 }
 
@@ -272,6 +278,15 @@ static bool parse_args(int argc, char **argv)
 	return check;
 }
 
+/* default_route_name - for the start message */
+static const char *default_route_name(const struct weir_config *cfg)
+{
+	for (size_t i = 0; i < cfg->agent.nroutes; i++)
+		if (cfg->agent.routes[i].is_default)
+			return cfg->agent.routes[i].name;
+	return "none";
+}
+
 /* startup - sockets, pid file, privileges, resolver */
 static void startup(struct agent *a, struct weir_config *cfg)
 {
@@ -300,6 +315,8 @@ static void cleanup(struct agent *a, struct event **sigs, size_t nsigs)
 
 	while (a->clients != NULL)
 		client_free(a->clients);
+	pool_write_state(a->pool, cfg);
+	pool_free(a->pool);
 	close_listeners(a);
 	for (size_t i = 0; i < a->nlisteners; i++) {
 		free(a->listeners[i]->spec);
@@ -353,13 +370,17 @@ int main(int argc, char **argv)
 	if (agent.base == NULL)
 		log_fatal("event_base_new failed");
 	config_set_current(cfg);
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	agent.pool = pool_new(agent.base);
 	startup(&agent, cfg);
+	pool_write_state(agent.pool, cfg);
 	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
 		sigs[i] = evsignal_new(agent.base, signals[i], signal_cb, &agent);
 		evsignal_add(sigs[i], NULL);
 	}
 	daemon_ready();
-	log_info("started, relaying to %s", cfg->agent.smarthost);
+	log_info("started, %zu route%s, default %s", cfg->agent.nroutes,
+		 cfg->agent.nroutes == 1 ? "" : "s", default_route_name(cfg));
 	event_base_dispatch(agent.base);
 	log_info("stopped");
 	cleanup(&agent, sigs, sizeof(sigs) / sizeof(sigs[0]));

@@ -1,24 +1,41 @@
-/* relay - the client commands that go through to the smart host
+/* relay - the client commands that go through to the upstreams
  *
- * Real-time proxy: the client's MAIL opens (or reuses) the upstream
- * session and is answered with what the smart host said to our MAIL;
- * each RCPT likewise; DATA is collected whole, then relayed, and each
- * accepted recipient gets the smart host's final answer. A recipient
- * gets 250 only after the smart host gave 250 for it and for the data;
- * our own trouble or the smart host's silence is always a 4xx. */
+ * Each recipient is routed (policy/routes.c: sender domain, recipient
+ * domain, default) to a destination: a route's smart host, or for an mx
+ * route the recipient domain's MX hosts (dest.c). When no route depends
+ * on the recipient, the one destination is chosen at MAIL and the
+ * client's MAIL is answered with the upstream's answer to ours, as a
+ * real-time proxy; otherwise MAIL is answered here and each destination
+ * gets MAIL at its first recipient. Each RCPT is answered with what its
+ * destination said. Over SMTP a transaction has one destination (a
+ * recipient for another gets 452 4.5.3); over LMTP any number, each
+ * recipient answered with its own destination's outcome after DATA.
+ * With routes by login the login is in agent.login_header, i.e. in the
+ * message: recipients are accepted provisionally and everything is
+ * routed and relayed at the end of DATA.
+ *
+ * The promise: a recipient gets 250 only after its upstream gave 250
+ * for it and for the data; our own trouble, timeouts, lost connections,
+ * DNS and TLS failures are 4xx; an upstream's 5xx is passed on quoted.
+ * DATA goes to each destination once: nothing is relayed twice. */
 #include "autoconf.h"
 
+#include <ctype.h>
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "delivery-agent/agent.h"
+#include "delivery-agent/dest.h"
+#include "delivery-agent/pool.h"
 #include "delivery-agent/upstream.h"
 #include "lib/log.h"
 #include "lib/smtp_reply.h"
 #include "lib/xalloc.h"
 #include "policy/config.h"
+#include "policy/routes.h"
 
 /* status_of - log status for a reply code */
 static const char *status_of(int code)
@@ -26,8 +43,18 @@ static const char *status_of(int code)
 	return code / 100 == 2 ? "sent" : code / 100 == 4 ? "deferred" : "bounced";
 }
 
-/* relay_log - one key=value line per recipient or transaction */
-void relay_log(struct client *c, const char *rcpt, const char *status, const char *reply)
+/* log_relay - the relay named in a log line */
+static const char *log_relay(const struct client *c, const struct dest *d)
+{
+	if (d == NULL && c->txn.ndests > 0)
+		d = c->txn.dests[0];
+	if (d != NULL)
+		return dest_name(d);
+	return c->cfg->agent.nroutes > 0 ? c->cfg->agent.routes[0].name : "-";
+}
+
+static void log_line(struct client *c, const char *rcpt, const struct dest *d, const char *status,
+		     const char *reply)
 {
 	struct kvline kv;
 
@@ -41,14 +68,24 @@ void relay_log(struct client *c, const char *rcpt, const char *status, const cha
 		kv_addf(&kv, "nrcpt", "%zu", c->txn.nrcpts);
 	if (c->txn.msg_size > 0)
 		kv_addf(&kv, "size", "%zu", c->txn.msg_size);
-	kv_add(&kv, "relay", c->up ? upstream_name(c->up) : c->cfg->agent.smarthost);
+	if (d != NULL || c->txn.ndests > 0)
+		kv_add(&kv, "route", dest_route(d ? d : c->txn.dests[0])->name);
+	kv_add(&kv, "relay", log_relay(c, d));
+	if (c->txn.login != NULL)
+		kv_add(&kv, "login", c->txn.login);
 	kv_add(&kv, "status", status);
 	kv_add(&kv, "reply", reply);
 	log_info("%s", kv_str(&kv));
 	kv_free(&kv);
 }
 
-/* relay_quote - a non-2xx smart host reply, quoted for the client */
+/* relay_log - one key=value line per recipient or transaction */
+void relay_log(struct client *c, const char *rcpt, const char *status, const char *reply)
+{
+	log_line(c, rcpt, NULL, status, reply);
+}
+
+/* relay_quote - a non-2xx upstream reply, quoted for the client */
 char *relay_quote(const struct smtp_reply *r, const char *who, const char *relay)
 {
 	char enh[16], *said = smtp_reply_oneline(r, 400), *line;
@@ -63,238 +100,569 @@ char *relay_quote(const struct smtp_reply *r, const char *who, const char *relay
 	return line;
 }
 
-/* answer - give the client a reply derived from the smart host's: ok
- * is sent when it is 2xx, else the quoted reply; returns the code */
-static int answer(struct client *c, const struct smtp_reply *r, const char *fail,
-		  const char *who, const char *ok, char **line_r)
+/* outcome - the line for a client from an upstream reply (ok when it is
+ * 2xx) or a failure line; *code_r its code */
+static char *outcome(const struct smtp_reply *r, const char *fail, const char *who,
+		     const char *ok, const char *relay, int *code_r)
 {
-	char *line;
-	int code;
-
 	if (r == NULL) {
-		line = xstrdup(fail);
-		code = 451;
-	} else if (r->code / 100 == 2) {
-		line = xstrdup(ok);
-		code = r->code;
-	} else {
-		line = relay_quote(r, who, upstream_name(c->up));
-		code = r->code / 100 == 5 ? r->code : 451;
-		if (r->code / 100 != 5 && r->code / 100 != 4) {
-			/* 3xx where it makes no sense: our problem, keep the mail */
-			free(line);
-			line = xasprintf("451 4.4.0 %s: unexpected reply from smart host %s",
-					 who ? who : "", upstream_name(c->up));
-		}
+		*code_r = 451;
+		return xstrdup(fail);
 	}
-	client_reply(c, "%s", line);
-	if (line_r)
-		*line_r = line;
-	else
-		free(line);
-	return code;
+	if (r->code / 100 == 2) {
+		*code_r = r->code;
+		return xstrdup(ok);
+	}
+	if (r->code / 100 == 5 || r->code / 100 == 4) {
+		*code_r = r->code / 100 == 5 ? r->code : 451;
+		return relay_quote(r, who, relay);
+	}
+	/* 1xx/3xx where it makes no sense: our problem, keep the mail */
+	*code_r = 451;
+	return xasprintf("451 4.4.0 %s%sunexpected reply from smart host %s", who ? who : "",
+			 who ? ": " : "", relay);
 }
 
-static void send_mail(struct client *c);
-
-/* mail_done - the smart host answered our MAIL */
-static void mail_done(void *arg, const struct smtp_reply *r, const char *fail)
+/* domain_of - the lowercased domain of an address, or NULL */
+static char *domain_of(const char *addr)
 {
-	struct client *c = arg;
-	char who[SMTP_PATH_MAX + 3], *line;
-	int code;
+	const char *at = strrchr(addr, '@');
+	char *d;
 
-	snprintf(who, sizeof(who), "<%s>", c->pending_mail.addr);
-	code = answer(c, r, fail, who, "250 2.1.0 Ok", &line);
-	if (code / 100 == 2) {
-		upstream_set_in_txn(c->up, true);
-		c->txn.from = xstrdup(c->pending_mail.addr);
-		c->txn.body = c->pending_mail.body;
-		c->txn.size = c->pending_mail.size;
+	if (at == NULL || at[1] == '\0')
+		return NULL;
+	d = xstrdup(at + 1);
+	for (char *p = d; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+static void add_dest(struct txn *t, struct dest *d)
+{
+	t->dests = xrealloc(t->dests, (t->ndests + 1) * sizeof(*t->dests));
+	t->dests[t->ndests++] = d;
+}
+
+/* find_dest - the transaction's destination for route r (and domain) */
+static struct dest *find_dest(struct txn *t, const struct route *r, const char *domain)
+{
+	for (size_t i = 0; i < t->ndests; i++)
+		if (dest_is(t->dests[i], r, domain))
+			return t->dests[i];
+	return NULL;
+}
+
+/* relay_txn_end - give sessions back; forget the routing */
+void relay_txn_end(struct client *c)
+{
+	struct txn *t = &c->txn;
+
+	for (size_t i = 0; i < t->ndests; i++)
+		dest_free(t->dests[i]);
+	free(t->dests);
+	t->dests = NULL;
+	t->ndests = 0;
+	c->rcpt_dest = NULL;
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		free(t->rcpts[i].addr);
+		free(t->rcpts[i].line);
+	}
+	free(t->rcpts);
+	t->rcpts = NULL;
+	t->nrcpts = 0;
+	free(t->sender_domain);
+	free(t->sig_domain);
+	free(t->login);
+	free(t->smtp_line);
+	t->sender_domain = t->sig_domain = t->login = t->smtp_line = NULL;
+}
+
+/* add_rcpt - a recipient answered 2xx */
+static struct rcpt *add_rcpt(struct client *c, struct dest *d)
+{
+	struct txn *t = &c->txn;
+	struct rcpt *r;
+
+	t->rcpts = xrealloc(t->rcpts, (t->nrcpts + 1) * sizeof(*t->rcpts));
+	r = &t->rcpts[t->nrcpts++];
+	memset(r, 0, sizeof(*r));
+	r->addr = xstrdup(c->pending_rcpt.addr);
+	r->params = c->pending_rcpt;
+	r->dest = d;
+	return r;
+}
+
+/* begin_txn - MAIL accepted: the transaction's fields */
+static void begin_txn(struct client *c)
+{
+	struct txn *t = &c->txn;
+
+	t->from = xstrdup(c->pending_mail.addr);
+	t->mail = c->pending_mail;
+	t->sender_domain = domain_of(c->pending_mail.addr);
+	t->provisional = routes_use_login(c->cfg);
+}
+
+static struct client *client_of(struct dest *d)
+{
+	return dest_client(d);
+}
+
+/* early_opened - the destination chosen at MAIL answered our MAIL */
+static void early_opened(struct dest *d)
+{
+	struct client *c = client_of(d);
+	char *line;
+
+	if (dest_state(d) == D_OPEN) {
 		c->state = CL_MAIL;
-	} else {
-		relay_log(c, NULL, status_of(code), line);
+		client_reply(c, "250 2.1.0 Ok");
+		client_done(c);
+		return;
 	}
+	line = dest_fail_line(d, c->pending_mail.addr);
+	client_reply(c, "%s", line);
+	log_line(c, NULL, d, status_of(dest_fail_code(d)), line);
 	free(line);
+	txn_reset(c); /* frees d */
 	client_done(c);
-}
-
-/* opened - the upstream session is ready (or could not be opened) */
-static void opened(void *arg, const struct smtp_reply *r, const char *fail)
-{
-	struct client *c = arg;
-
-	(void)r;
-	if (fail != NULL) {
-		client_reply(c, "%s", fail);
-		relay_log(c, NULL, "deferred", fail);
-		client_done(c);
-		return;
-	}
-	send_mail(c);
-}
-
-/* reset_done - upstream RSET before a new MAIL */
-static void reset_done(void *arg, const struct smtp_reply *r, const char *fail)
-{
-	struct client *c = arg;
-
-	if (fail != NULL || r->code / 100 != 2) {
-		/* start over on a fresh session */
-		upstream_free(c->up);
-		c->up = upstream_new(c->agent->base, c->agent->dns, c->cfg);
-		upstream_open(c->up, opened, c);
-		return;
-	}
-	upstream_set_in_txn(c->up, false);
-	send_mail(c);
-}
-
-/* send_mail - MAIL FROM to the smart host */
-static void send_mail(struct client *c)
-{
-	const struct smtp_mail *m = &c->pending_mail;
-	char line[SMTP_PATH_MAX + 64];
-	int n;
-
-	if (m->body == BODY_8BITMIME && !upstream_has_8bitmime(c->up)) {
-		client_reply(c, "550 5.6.3 smart host does not accept 8-bit mail");
-		relay_log(c, NULL, "bounced", "550 5.6.3 smart host does not accept 8-bit mail");
-		client_done(c);
-		return;
-	}
-	n = snprintf(line, sizeof(line), "MAIL FROM:<%s>", m->addr);
-	if (m->size >= 0 && upstream_has_size(c->up))
-		n += snprintf(line + n, sizeof(line) - (size_t)n, " SIZE=%lld", m->size);
-	if (m->body == BODY_8BITMIME)
-		snprintf(line + n, sizeof(line) - (size_t)n, " BODY=8BITMIME");
-	upstream_command(c->up, line, mail_done, c);
 }
 
 /* relay_mail - the client's MAIL (already checked) */
 void relay_mail(struct client *c)
 {
-	struct agent *a = c->agent;
+	struct txn *t = &c->txn;
+	const struct route *r;
+	struct dest *d;
 
-	if (c->up == NULL)
-		c->up = upstream_new(a->base, a->dns, c->cfg);
-	if (!upstream_ready(c->up))
-		upstream_open(c->up, opened, c);
-	else if (upstream_in_txn(c->up))
-		upstream_command(c->up, "RSET", reset_done, c);
-	else
-		send_mail(c);
+	begin_txn(c);
+	if (routes_depend_on_rcpt(c->cfg)) {
+		c->state = CL_MAIL;
+		client_reply(c, "250 2.1.0 Ok");
+		c->busy = false;
+		return;
+	}
+	r = routes_find(c->cfg, t->sender_domain, NULL, NULL);
+	if (r == NULL) {
+		client_reply(c, "451 4.3.0 no route for this mail: check agent.routes");
+		txn_reset(c);
+		c->busy = false;
+		return;
+	}
+	t->early = true;
+	d = dest_new(c, r, NULL);
+	add_dest(t, d);
+	dest_open(d, early_opened);
 }
 
-/* rcpt_done - the smart host answered our RCPT */
-static void rcpt_done(void *arg, const struct smtp_reply *r, const char *fail)
+/* rcpt_done - the destination answered our RCPT */
+static void rcpt_done(struct dest *d, const struct smtp_reply *r, const char *fail)
 {
-	struct client *c = arg;
-	struct txn *t = &c->txn;
+	struct client *c = client_of(d);
 	char who[SMTP_PATH_MAX + 3], *line;
 	int code;
 
-	snprintf(who, sizeof(who), "<%s>", c->pending_rcpt);
-	code = answer(c, r, fail, who, "250 2.1.5 Ok", &line);
+	snprintf(who, sizeof(who), "<%s>", c->pending_rcpt.addr);
+	line = outcome(r, fail, who, "250 2.1.5 Ok", dest_name(d), &code);
+	client_reply(c, "%s", line);
 	if (code / 100 == 2) {
-		t->rcpts = xrealloc(t->rcpts, (t->nrcpts + 1) * sizeof(*t->rcpts));
-		t->rcpts[t->nrcpts++] = xstrdup(c->pending_rcpt);
+		struct rcpt *rc = add_rcpt(c, d);
+		rc->upstream_ok = true;
+		dest_work(d)->accepted++;
 	} else {
-		relay_log(c, c->pending_rcpt, status_of(code), line);
+		log_line(c, c->pending_rcpt.addr, d, status_of(code), line);
 	}
 	free(line);
 	client_done(c);
+}
+
+/* rcpt_send - RCPT to an open destination, else its failure; returns
+ * false when the answer was given at once */
+static bool rcpt_send(struct client *c, struct dest *d)
+{
+	struct rcpt tmp;
+	char *line;
+
+	if (dest_state(d) == D_OPEN) {
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.addr = c->pending_rcpt.addr;
+		tmp.params = c->pending_rcpt;
+		dest_rcpt(d, &tmp, rcpt_done);
+		return true;
+	}
+	line = dest_fail_line(d, c->pending_rcpt.addr);
+	client_reply(c, "%s", line);
+	log_line(c, c->pending_rcpt.addr, d, status_of(dest_fail_code(d)), line);
+	free(line);
+	return false;
+}
+
+/* rcpt_opened - the recipient's destination is open (or failed) */
+static void rcpt_opened(struct dest *d)
+{
+	struct client *c = client_of(d);
+
+	if (!rcpt_send(c, d))
+		client_done(c);
+}
+
+/* rcpt_provisional - routes by login: accepted now, routed after DATA;
+ * over SMTP only recipients that go where the first one goes whatever
+ * the login */
+static void rcpt_provisional(struct client *c, const char *rdom)
+{
+	struct txn *t = &c->txn;
+
+	if (!c->lmtp) {
+		unsigned long long sig = routes_signature(c->cfg, t->sender_domain, rdom);
+		const char *sd = routes_any_mx(c->cfg) ? rdom : NULL;
+		if (t->nrcpts > 0 &&
+		    (sig != t->sig || (sd == NULL) != (t->sig_domain == NULL) ||
+		     (sd != NULL && strcmp(sd, t->sig_domain) != 0))) {
+			client_reply(c, "452 4.5.3 <%s>: recipients for another destination: send "
+					"them in another transaction",
+				     c->pending_rcpt.addr);
+			return;
+		}
+		if (t->nrcpts == 0) {
+			t->sig = sig;
+			t->sig_domain = sd ? xstrdup(sd) : NULL;
+		}
+	}
+	add_rcpt(c, NULL);
+	client_reply(c, "250 2.1.5 Ok, queued for routing");
 }
 
 /* relay_rcpt - the client's RCPT (already checked) */
 void relay_rcpt(struct client *c)
 {
-	char line[SMTP_PATH_MAX + 16];
+	struct txn *t = &c->txn;
+	char *rdom = domain_of(c->pending_rcpt.addr);
+	const struct route *r;
+	struct dest *d;
 
-	if (c->up == NULL || !upstream_ready(c->up)) {
-		char *msg = xasprintf("451 4.4.2 <%s>: connection to the smart host was lost",
-				      c->pending_rcpt);
-		client_reply(c, "%s", msg);
-		relay_log(c, c->pending_rcpt, "deferred", msg);
-		free(msg);
+	if (t->provisional) {
+		rcpt_provisional(c, rdom);
+		free(rdom);
 		c->busy = false;
 		return;
 	}
-	snprintf(line, sizeof(line), "RCPT TO:<%s>", c->pending_rcpt);
-	upstream_command(c->up, line, rcpt_done, c);
+	if (t->early) {
+		d = t->dests[0];
+	} else if ((r = routes_find(c->cfg, t->sender_domain, rdom, NULL)) == NULL) {
+		client_reply(c, "451 4.3.0 <%s>: no route: check agent.routes", c->pending_rcpt.addr);
+		free(rdom);
+		c->busy = false;
+		return;
+	} else if ((d = find_dest(t, r, r->mx ? rdom : NULL)) == NULL) {
+		if (!c->lmtp && t->ndests > 0) {
+			client_reply(c, "452 4.5.3 <%s>: recipients for another destination: send "
+					"them in another transaction",
+				     c->pending_rcpt.addr);
+			free(rdom);
+			c->busy = false;
+			return;
+		}
+		d = dest_new(c, r, r->mx ? rdom : NULL);
+		add_dest(t, d);
+	}
+	free(rdom);
+	c->rcpt_dest = d;
+	if (dest_state(d) == D_NEW)
+		dest_open(d, rcpt_opened);
+	else if (!rcpt_send(c, d))
+		c->busy = false; /* answered at once: the caller goes on */
 }
 
-/* data_result - answer every recipient (LMTP) or the transaction (SMTP)
- * with the smart host's final answer, or DATA refused, or lost */
-static void data_result(struct client *c, const struct smtp_reply *r, const char *fail)
+/* take_login - remove every header field called name from the message
+ * (its header section: up to the first empty line) and return the
+ * first one's value, trimmed (caller frees; NULL when there was none) */
+static char *take_login(struct evbuffer *msg, const char *name)
+{
+	size_t len = evbuffer_get_length(msg), nlen = strlen(name), pos = 0;
+	const char *buf = (const char *)evbuffer_pullup(msg, (ev_ssize_t)len);
+	struct evbuffer *out;
+	char *login = NULL;
+	bool found = false;
+
+	if (len == 0)
+		return NULL;
+	out = evbuffer_new();
+	while (pos < len) {
+		const char *eol = memchr(buf + pos, '\n', len - pos);
+		size_t end = eol ? (size_t)(eol - buf) + 1 : len, fend = end;
+		if (end - pos <= 2 && buf[pos] == '\r')
+			break; /* the empty line: the body follows */
+		if (buf[pos] == '\r' || buf[pos] == '\n')
+			break;
+		/* the field with its continuation lines */
+		while (fend < len && (buf[fend] == ' ' || buf[fend] == '\t')) {
+			const char *e = memchr(buf + fend, '\n', len - fend);
+			fend = e ? (size_t)(e - buf) + 1 : len;
+		}
+		if (fend - pos > nlen && strncasecmp(buf + pos, name, nlen) == 0 &&
+		    (buf[pos + nlen] == ':' ||
+		     ((buf[pos + nlen] == ' ' || buf[pos + nlen] == '\t') &&
+		      memchr(buf + pos + nlen, ':', fend - pos - nlen) != NULL))) {
+			if (!found) {
+				const char *v = memchr(buf + pos, ':', fend - pos) + 1;
+				size_t vl = (size_t)(buf + fend - v);
+				char *t = xstrndup(v, vl), *p = t, *q;
+				for (q = t; *q; q++)
+					if (*q == '\r' || *q == '\n' || *q == '\t')
+						*q = ' ';
+				while (*p == ' ')
+					p++;
+				for (q = p + strlen(p); q > p && q[-1] == ' '; q--)
+					*(q - 1) = '\0';
+				if (*p != '\0')
+					login = xstrdup(p);
+				free(t);
+				found = true;
+			}
+		} else {
+			evbuffer_add(out, buf + pos, fend - pos);
+		}
+		pos = fend;
+	}
+	if (!found) {
+		evbuffer_free(out);
+		return NULL;
+	}
+	evbuffer_add(out, buf + pos, len - pos);
+	evbuffer_drain(msg, len);
+	evbuffer_add_buffer(msg, out);
+	evbuffer_free(out);
+	return login;
+}
+
+static void dest_finished(struct client *c);
+
+/* data_done - a destination's answer after the data */
+static void data_done(struct dest *d, const struct smtp_reply *r, const char *fail)
+{
+	struct client *c = client_of(d);
+	struct txn *t = &c->txn;
+	char *said = r ? smtp_reply_oneline(r, 300) : NULL;
+
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		struct rcpt *rc = &t->rcpts[i];
+		char who[SMTP_PATH_MAX + 3], *ok;
+		if (rc->dest != d || !rc->upstream_ok)
+			continue;
+		snprintf(who, sizeof(who), "<%s>", rc->addr);
+		ok = xasprintf("250 2.0.0 %s%srelayed to %s: %s", c->lmtp ? who : "",
+			       c->lmtp ? " " : "", dest_name(d), said ? said : "");
+		free(rc->line);
+		rc->line = outcome(r, fail, c->lmtp ? who : NULL, ok, dest_name(d), &rc->code);
+		free(ok);
+	}
+	free(said);
+	dest_finished(c);
+}
+
+static void prov_next(struct dest *d);
+
+/* prov_rcpt_done - the destination answered a provisional recipient */
+static void prov_rcpt_done(struct dest *d, const struct smtp_reply *r, const char *fail)
+{
+	struct client *c = client_of(d);
+	struct dest_work *w = dest_work(d);
+	struct rcpt *rc = &c->txn.rcpts[w->rcpts[w->next++]];
+	char who[SMTP_PATH_MAX + 3];
+
+	snprintf(who, sizeof(who), "<%s>", rc->addr);
+	free(rc->line);
+	rc->line = outcome(r, fail, who, "250 2.1.5 Ok", dest_name(d), &rc->code);
+	if (rc->code / 100 == 2) {
+		rc->upstream_ok = true;
+		w->accepted++;
+		free(rc->line);
+		rc->line = NULL;
+	}
+	if (r == NULL) {
+		/* the session is gone: the rest gets the same answer */
+		for (; w->next < w->n; w->next++) {
+			struct rcpt *o = &c->txn.rcpts[w->rcpts[w->next]];
+			o->code = 451;
+			o->line = xstrdup(fail);
+		}
+	}
+	prov_next(d);
+}
+
+/* smtp_partial - SMTP, routed at end of DATA, some recipients refused:
+ * one answer cannot tell them apart, so nothing is sent */
+static void smtp_partial(struct client *c, struct dest *d)
 {
 	struct txn *t = &c->txn;
-	char *said = r ? smtp_reply_oneline(r, 300) : NULL, *line = NULL;
-	int code = 451;
+	const struct rcpt *first = NULL;
+	bool all_5xx = true;
 
-	for (size_t i = 0; i < (c->lmtp ? t->nrcpts : 1); i++) {
-		char who[SMTP_PATH_MAX + 3], *ok;
-		snprintf(who, sizeof(who), "<%s>", t->rcpts[i]);
-		ok = xasprintf("250 2.0.0 %s%srelayed to %s: %s", c->lmtp ? who : "",
-			       c->lmtp ? " " : "", upstream_name(c->up), said ? said : "");
-		free(line);
-		code = answer(c, r, fail, c->lmtp ? who : NULL, ok, &line);
-		free(ok);
-		if (c->lmtp)
-			relay_log(c, t->rcpts[i], status_of(code), said ? said : line);
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		if (t->rcpts[i].upstream_ok || t->rcpts[i].dest != d)
+			continue;
+		if (first == NULL)
+			first = &t->rcpts[i];
+		all_5xx = all_5xx && t->rcpts[i].code / 100 == 5;
 	}
-	if (!c->lmtp)
-		for (size_t i = 0; i < t->nrcpts; i++)
-			relay_log(c, t->rcpts[i], status_of(code), said ? said : line);
-	relay_log(c, NULL, status_of(code), said ? said : line);
-	free(said);
-	free(line);
-	txn_reset(c);
+	if (dest_work(d)->accepted == 0 && all_5xx)
+		t->smtp_line = xstrdup(first->line);
+	else
+		t->smtp_line = xasprintf("451 4.5.3 %s refused some recipients (%s); send them "
+					 "one per transaction, or over LMTP",
+					 dest_name(d), first->line);
 }
 
-/* data_done - upstream callback after the data */
-static void data_done(void *arg, const struct smtp_reply *r, const char *fail)
+/* prov_next - the next provisional recipient, then the data */
+static void prov_next(struct dest *d)
 {
-	struct client *c = arg;
+	struct client *c = client_of(d);
+	struct dest_work *w = dest_work(d);
 
-	data_result(c, r, fail);
-	client_done(c);
-}
-
-/* relay_data - the whole message is in: send it */
-void relay_data(struct client *c)
-{
-	if (c->up == NULL || !upstream_ready(c->up)) {
-		data_result(c, NULL, "451 4.4.2 connection to the smart host was lost before DATA");
-		c->busy = false;
+	if (w->next < w->n && dest_state(d) == D_OPEN) {
+		dest_rcpt(d, &c->txn.rcpts[w->rcpts[w->next]], prov_rcpt_done);
 		return;
 	}
-	upstream_data(c->up, c->txn.msg, data_done, c);
-}
-
-/* rset_done - upstream answered RSET: whatever it said, we are reset */
-static void rset_done(void *arg, const struct smtp_reply *r, const char *fail)
-{
-	struct client *c = arg;
-
-	if (fail != NULL || r->code / 100 != 2) {
-		upstream_free(c->up); /* a fresh session at the next MAIL */
-		c->up = NULL;
-	} else {
-		upstream_set_in_txn(c->up, false);
+	if (!c->lmtp && w->accepted < w->n) {
+		smtp_partial(c, d);
+		dest_finished(c);
+		return;
 	}
-	client_reply(c, "250 2.0.0 Ok");
-	client_done(c);
+	if (w->accepted == 0) {
+		dest_finished(c);
+		return;
+	}
+	dest_data(d, c->txn.msg, data_done);
 }
 
-/* relay_rset - the client's RSET */
+/* prov_opened - a destination of provisional recipients is open */
+static void prov_opened(struct dest *d)
+{
+	struct client *c = client_of(d);
+	struct dest_work *w = dest_work(d);
+
+	if (dest_state(d) != D_OPEN) {
+		for (size_t i = 0; i < w->n; i++) {
+			struct rcpt *rc = &c->txn.rcpts[w->rcpts[i]];
+			free(rc->line);
+			rc->line = dest_fail_line(d, rc->addr);
+			rc->code = dest_fail_code(d);
+		}
+		if (!c->lmtp)
+			c->txn.smtp_line = dest_fail_line(d, NULL);
+		dest_finished(c);
+		return;
+	}
+	prov_next(d);
+}
+
+/* route_provisional - end of DATA with routes by login: route each
+ * recipient now that the login is known */
+static void route_provisional(struct client *c)
+{
+	struct txn *t = &c->txn;
+
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		struct rcpt *rc = &t->rcpts[i];
+		char *rdom = domain_of(rc->addr);
+		const struct route *r = routes_find(c->cfg, t->sender_domain, rdom, t->login);
+		struct dest *d;
+		struct dest_work *w;
+
+		if (r == NULL) {
+			rc->code = 451;
+			rc->line = xasprintf("451 4.3.0 <%s>: no route: check agent.routes", rc->addr);
+			free(rdom);
+			continue;
+		}
+		if ((d = find_dest(t, r, r->mx ? rdom : NULL)) == NULL) {
+			d = dest_new(c, r, r->mx ? rdom : NULL);
+			add_dest(t, d);
+		}
+		free(rdom);
+		rc->dest = d;
+		w = dest_work(d);
+		w->rcpts = xrealloc(w->rcpts, (w->n + 1) * sizeof(*w->rcpts));
+		w->rcpts[w->n++] = i;
+	}
+}
+
+/* answer_all - every destination is done: the replies, in order; the
+ * caller goes on with the client's input unless async */
+static void answer_all(struct client *c, bool async)
+{
+	struct txn *t = &c->txn;
+	const char *line = NULL;
+	int code = 451;
+
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		struct rcpt *rc = &t->rcpts[i];
+		if (rc->line == NULL) {
+			rc->code = 451;
+			rc->line = xasprintf("451 4.3.0 <%s>: not relayed (internal error)", rc->addr);
+		}
+		if (c->lmtp)
+			client_reply(c, "%s", rc->line);
+		log_line(c, rc->addr, rc->dest, status_of(rc->code), rc->line);
+	}
+	if (!c->lmtp) {
+		line = t->smtp_line ? t->smtp_line : t->rcpts[0].line;
+		code = atoi(line);
+		client_reply(c, "%s", line);
+	}
+	log_line(c, NULL, NULL, c->lmtp ? "done" : status_of(code), c->lmtp ? "-" : line);
+	txn_reset(c);
+	if (async)
+		client_done(c);
+	else
+		c->busy = false;
+}
+
+/* dest_finished - one destination less to wait for */
+static void dest_finished(struct client *c)
+{
+	if (--c->txn.pending == 0)
+		answer_all(c, true);
+}
+
+/* relay_data - the whole message is in: route what waits for it, and
+ * send it to every destination with accepted recipients */
+void relay_data(struct client *c)
+{
+	struct txn *t = &c->txn;
+	size_t n = 0;
+
+	if (c->cfg->agent.login_header[0] != '\0')
+		t->login = take_login(t->msg, c->cfg->agent.login_header);
+	if (t->provisional)
+		route_provisional(c);
+	for (size_t i = 0; i < t->ndests; i++)
+		if (t->provisional ? dest_work(t->dests[i])->n > 0
+				   : dest_work(t->dests[i])->accepted > 0)
+			n++;
+	if (n == 0) {
+		/* nothing to send (every recipient was refused in routing) */
+		answer_all(c, false);
+		return;
+	}
+	t->pending = n;
+	for (size_t i = 0; i < t->ndests; i++) {
+		struct dest *d = t->dests[i];
+		if (t->provisional) {
+			if (dest_work(d)->n > 0)
+				dest_open(d, prov_opened);
+		} else if (dest_work(d)->accepted > 0) {
+			dest_data(d, t->msg, data_done);
+		}
+	}
+}
+
+/* relay_rset - the client's RSET: sessions go back to the pool, which
+ * resets them before their next use */
 void relay_rset(struct client *c)
 {
 	txn_reset(c);
-	if (c->up != NULL && upstream_ready(c->up) && upstream_in_txn(c->up)) {
-		upstream_command(c->up, "RSET", rset_done, c);
-		return;
-	}
 	client_reply(c, "250 2.0.0 Ok");
 	c->busy = false;
 }

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "delivery-agent/agent.h"
-#include "delivery-agent/upstream.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "policy/config.h"
@@ -144,10 +143,8 @@ void txn_reset(struct client *c)
 {
 	struct txn *t = &c->txn;
 
+	relay_txn_end(c);
 	free(t->from);
-	for (size_t i = 0; i < t->nrcpts; i++)
-		free(t->rcpts[i]);
-	free(t->rcpts);
 	if (t->msg)
 		evbuffer_free(t->msg);
 	memset(t, 0, sizeof(*t));
@@ -161,7 +158,6 @@ void client_free(struct client *c)
 	struct agent *a = c->agent;
 
 	log_info("conn=%lu disconnect from %s", c->id, c->peer);
-	upstream_free(c->up);
 	txn_reset(c);
 	bufferevent_free(c->bev);
 	event_free(c->idle);
@@ -237,6 +233,8 @@ static void hello(struct client *c, enum smtp_verb verb, const char *arg)
 	client_reply(c, "250-PIPELINING");
 	client_reply(c, "250-SIZE %lld", c->cfg->agent.max_message_size);
 	client_reply(c, "250-8BITMIME");
+	client_reply(c, "250-SMTPUTF8");
+	client_reply(c, "250-DSN");
 	client_reply(c, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -275,7 +273,7 @@ static void cmd_rcpt(struct client *c, const char *arg)
 		client_error(c, "503 5.5.1 need MAIL before RCPT");
 		return;
 	}
-	if (smtp_parse_rcpt(arg, c->pending_rcpt, &err) < 0) {
+	if (smtp_parse_rcpt_params(arg, &c->pending_rcpt, c->txn.mail.smtputf8, &err) < 0) {
 		client_error(c, err);
 		return;
 	}
@@ -394,7 +392,7 @@ static void data_end(struct client *c)
 			 c->cfg->agent.max_message_size);
 		for (size_t i = 0; i < (c->lmtp ? c->txn.nrcpts : 1); i++) {
 			client_reply(c, "%s", line);
-			relay_log(c, c->lmtp ? c->txn.rcpts[i] : NULL, "bounced", line);
+			relay_log(c, c->lmtp ? c->txn.rcpts[i].addr : NULL, "bounced", line);
 		}
 		/* the upstream transaction is reset at the next MAIL */
 		txn_reset(c);

@@ -1,8 +1,9 @@
 /* smtp_cmd - parse the SMTP/LMTP commands weir-agent receives (pure)
  *
  * No I/O and no allocation, so that tests and the fuzzer can call every
- * function here directly. Addresses follow RFC 5321 4.1.2: we accept
- * ASCII only (SMTPUTF8 is not advertised). */
+ * function here directly. Addresses follow RFC 5321 4.1.2, with UTF-8
+ * octets allowed in a transaction that declared SMTPUTF8 (RFC 6531 3.3);
+ * the DSN parameters of RFC 3461 are checked and kept as received. */
 #include "autoconf.h"
 
 #include <stdio.h>
@@ -38,9 +39,16 @@ void smtp_cmd_parse(const char *line, struct smtp_cmd *cmd)
 	}
 }
 
-/* is_atext - RFC 5322 atext */
+/* utf8_ok - octets >= 0x80 count as atext and label characters: set
+ * while a path of an SMTPUTF8 transaction is parsed (the parser is not
+ * used from several threads) */
+static bool utf8_ok;
+
+/* is_atext - RFC 5322 atext (RFC 6531 UTF8-non-ascii when allowed) */
 static bool is_atext(char c)
 {
+	if ((unsigned char)c >= 0x80)
+		return utf8_ok;
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
@@ -97,7 +105,8 @@ static bool domain_valid(const char *s, size_t len)
 				return false;
 			label = 0;
 		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			   (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
+			   (c >= '0' && c <= '9') || (c == '-' && label > 0) ||
+			   ((unsigned char)c >= 0x80 && utf8_ok)) {
 			if (++label > 63)
 				return false;
 		} else {
@@ -180,6 +189,28 @@ static int parse_size(const char *v, size_t n, long long *size_r)
 	return 0;
 }
 
+/* xtext_valid - RFC 3461 4: printable ASCII but '=' and space, '+'
+ * followed by two upper-case hex digits; 1 to max octets */
+static bool xtext_valid(const char *v, size_t n, size_t max)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '!' || v[i] > '~' || v[i] == '=')
+			return false;
+		if (v[i] == '+') {
+			if (i + 2 >= n)
+				return false;
+			if (strchr(hex, v[i + 1]) == NULL || strchr(hex, v[i + 2]) == NULL)
+				return false;
+			i += 2;
+		}
+	}
+	return true;
+}
+
 /* mail_param - apply one "KEY=VALUE" of MAIL */
 static int mail_param(const char *p, size_t n, struct smtp_mail *m, const char **err_r)
 {
@@ -205,6 +236,30 @@ static int mail_param(const char *p, size_t n, struct smtp_mail *m, const char *
 		}
 		return 0;
 	}
+	if (klen == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0 && eq == NULL) {
+		m->smtputf8 = true;
+		return 0;
+	}
+	if (klen == 3 && strncasecmp(p, "RET", 3) == 0) {
+		if (m->ret[0] != '\0' || vlen != 4 ||
+		    (strncasecmp(v, "FULL", 4) != 0 && strncasecmp(v, "HDRS", 4) != 0)) {
+			*err_r = "501 5.5.4 Bad RET parameter";
+			return -1;
+		}
+		snprintf(m->ret, sizeof(m->ret), "%.4s", v);
+		for (char *q = m->ret; *q; q++)
+			*q = (char)(*q >= 'a' && *q <= 'z' ? *q - 32 : *q);
+		return 0;
+	}
+	if (klen == 5 && strncasecmp(p, "ENVID", 5) == 0) {
+		if (m->envid[0] != '\0' || !xtext_valid(v, vlen, SMTP_ENVID_MAX)) {
+			*err_r = "501 5.5.4 Bad ENVID parameter";
+			return -1;
+		}
+		memcpy(m->envid, v, vlen);
+		m->envid[vlen] = '\0';
+		return 0;
+	}
 	*err_r = "555 5.5.4 Unsupported MAIL parameter";
 	return -1;
 }
@@ -218,12 +273,16 @@ int smtp_parse_mail(const char *arg, struct smtp_mail *m, const char **err_r)
 	m->addr[0] = '\0';
 	m->size = -1;
 	m->body = BODY_NONE;
+	m->smtputf8 = false;
+	m->ret[0] = m->envid[0] = '\0';
 	if (strncasecmp(p, "FROM:", 5) != 0) {
 		*err_r = "501 5.5.4 Syntax: MAIL FROM:<address>";
 		return -1;
 	}
 	p += 5;
+	utf8_ok = true; /* checked below, once SMTPUTF8 is known */
 	r = parse_path(&p, m->addr, true, false);
+	utf8_ok = false;
 	if (r < 0) {
 		*err_r = r == -1 ? "501 5.5.4 Syntax: MAIL FROM:<address>"
 				 : "501 5.1.7 Bad sender address syntax";
@@ -239,6 +298,92 @@ int smtp_parse_mail(const char *arg, struct smtp_mail *m, const char **err_r)
 			p++;
 		n = strcspn(p, " ");
 		if (n > 0 && mail_param(p, n, m, err_r) < 0)
+			return -1;
+		p += n;
+	}
+	if (!m->smtputf8)
+		for (const char *q = m->addr; *q; q++)
+			if ((unsigned char)*q >= 0x80) {
+				*err_r = "553 5.6.7 a non-ASCII address needs SMTPUTF8";
+				return -1;
+			}
+	return 0;
+}
+
+/* rcpt_param - one NOTIFY= or ORCPT= of RCPT */
+static int rcpt_param(const char *p, size_t n, struct smtp_rcpt *r, const char **err_r)
+{
+	const char *eq = memchr(p, '=', n);
+	size_t klen = eq ? (size_t)(eq - p) : n, vlen = eq ? n - klen - 1 : 0;
+	const char *v = eq ? eq + 1 : "";
+
+	if (klen == 6 && strncasecmp(p, "NOTIFY", 6) == 0) {
+		bool never = vlen == 5 && strncasecmp(v, "NEVER", 5) == 0;
+		for (size_t i = 0; !never && i < vlen;) {
+			size_t k = strcspn(v + i, ",");
+			if (k > vlen - i)
+				k = vlen - i;
+			if (!((k == 7 && strncasecmp(v + i, "SUCCESS", 7) == 0) ||
+			      (k == 7 && strncasecmp(v + i, "FAILURE", 7) == 0) ||
+			      (k == 5 && strncasecmp(v + i, "DELAY", 5) == 0)))
+				goto bad_notify;
+			i += k + 1;
+		}
+		if (r->notify[0] != '\0' || vlen == 0 || vlen >= sizeof(r->notify))
+			goto bad_notify;
+		memcpy(r->notify, v, vlen);
+		r->notify[vlen] = '\0';
+		return 0;
+bad_notify:
+		*err_r = "501 5.5.4 Bad NOTIFY parameter";
+		return -1;
+	}
+	if (klen == 5 && strncasecmp(p, "ORCPT", 5) == 0) {
+		const char *semi = memchr(v, ';', vlen);
+		if (r->orcpt[0] != '\0' || semi == NULL || semi == v ||
+		    !xtext_valid(semi + 1, vlen - (size_t)(semi + 1 - v), SMTP_ORCPT_MAX) ||
+		    vlen > SMTP_ORCPT_MAX) {
+			*err_r = "501 5.5.4 Bad ORCPT parameter";
+			return -1;
+		}
+		memcpy(r->orcpt, v, vlen);
+		r->orcpt[vlen] = '\0';
+		return 0;
+	}
+	*err_r = "555 5.5.4 Unsupported RCPT parameter";
+	return -1;
+}
+
+/* smtp_parse_rcpt_params - "TO:<addr> [NOTIFY=...] [ORCPT=...]" */
+int smtp_parse_rcpt_params(const char *arg, struct smtp_rcpt *rc, bool utf8, const char **err_r)
+{
+	const char *p = arg;
+	int r;
+
+	rc->addr[0] = rc->notify[0] = rc->orcpt[0] = '\0';
+	if (strncasecmp(p, "TO:", 3) != 0) {
+		*err_r = "501 5.5.4 Syntax: RCPT TO:<address>";
+		return -1;
+	}
+	p += 3;
+	utf8_ok = utf8;
+	r = parse_path(&p, rc->addr, false, true);
+	utf8_ok = false;
+	if (r < 0) {
+		*err_r = r == -1 ? "501 5.5.4 Syntax: RCPT TO:<address>"
+				 : "501 5.1.3 Bad recipient address syntax";
+		return -1;
+	}
+	while (*p) {
+		size_t n;
+		if (*p != ' ') {
+			*err_r = "501 5.5.4 Syntax: RCPT TO:<address> [parameters]";
+			return -1;
+		}
+		while (*p == ' ')
+			p++;
+		n = strcspn(p, " ");
+		if (n > 0 && rcpt_param(p, n, rc, err_r) < 0)
 			return -1;
 		p += n;
 	}
