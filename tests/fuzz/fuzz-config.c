@@ -1,7 +1,7 @@
 /* fuzz-config - weir.conf loading with arbitrary text: libconfig's parser
  * and weir's validation of every setting must never crash or leak.
  *
- * fuzz-sources: lib/log.c lib/xalloc.c lib/endpoint.c lib/cidr.c lib/strmap.c lib/daemon.c policy/config.c policy/settings.c policy/address.c policy/senders.c policy/dkim_keys.c policy/rate_limits.c
+ * fuzz-sources: @config
  * fuzz-pkg: libconfig sqlite3 openssl
  * Build and run: tests/fuzz/run.sh tests/fuzz/fuzz-config.c 60 */
 #include "autoconf.h"

@@ -1,7 +1,7 @@
 /* fuzz-senders-table - the senders.table parser and the sender map with
  * arbitrary text; then a few lookups against what was loaded.
  *
- * fuzz-sources: lib/log.c lib/xalloc.c lib/strmap.c lib/cidr.c lib/endpoint.c lib/daemon.c policy/address.c policy/senders.c policy/config.c policy/settings.c policy/dkim_keys.c
+ * fuzz-sources: @config
  * fuzz-pkg: libconfig sqlite3 openssl
  * Build and run: tests/fuzz/run.sh tests/fuzz/fuzz-senders-table.c 60 */
 #include "autoconf.h"

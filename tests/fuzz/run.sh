@@ -6,6 +6,9 @@
 # Each target names what it links in a comment line of its own:
 #   fuzz-sources: lib/log.c lib/xalloc.c ...
 #   fuzz-pkg: libconfig libevent        (pkg-config modules, optional)
+# "@config" in fuzz-sources stands for everything the configuration
+# loader links (CONFIG_SOURCES below: the one list to keep up to date when
+# a setting's parser moves into a new file).
 # Seeds live in tests/fuzz/corpus/NAME/; the run's new inputs go to a
 # scratch copy, so the committed corpus only changes by hand. A crash
 # leaves its input in tests/results/fuzz/ and fails the run.
@@ -17,7 +20,11 @@ name=$(basename "$src" .c)
 out=$top/tests/results/fuzz
 mkdir -p "$out"
 cd "$top"
+CONFIG_SOURCES="lib/log.c lib/xalloc.c lib/endpoint.c lib/cidr.c lib/strmap.c lib/strbuf.c
+	lib/daemon.c policy/config.c policy/settings.c policy/address.c policy/senders.c
+	policy/dkim_keys.c policy/rate_limits.c policy/routes.c policy/credentials.c"
 sources=$(sed -n 's/.*fuzz-sources: *//p' "$src" | head -1)
+sources=${sources//@config/$CONFIG_SOURCES}
 pkgs=$(sed -n 's/.*fuzz-pkg: *//p' "$src" | head -1)
 flags=""
 [ -n "$pkgs" ] && flags=$(pkg-config --cflags --libs $pkgs)
