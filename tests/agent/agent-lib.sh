@@ -127,7 +127,7 @@ agent_rcpt() {
 	local rcpt=$1 st=$2 q
 	shift 2
 	q=$(ere_quote "$rcpt")
-	if wait_for 30 agent_lines " to=<$q>" " status=$st( |$)" "$@"; then
+	if wait_for 20 agent_lines " to=<$q>" " status=$st( |$)" "$@"; then
 		return 0
 	fi
 	echo "    no weir-agent line to=<$rcpt> status=$st $* ; its lines for <$rcpt>:"
@@ -159,7 +159,7 @@ agent_log_lacks() {
 # pf_has QID RCPT ERE [SECS]: (wait for) a Postfix delivery line for QID
 # and RCPT matching ERE; prints the lines for QID when none does
 pf_has() {
-	local qid=$1 rcpt=$2 ere=$3 secs=${4:-40}
+	local qid=$1 rcpt=$2 ere=$3 secs=${4:-30}
 	if wait_for "$secs" bash -c "grep -F '$qid: to=<$rcpt>' '$POSTFIX_LOG' | grep -qE -- '$ere'"; then
 		return 0
 	fi

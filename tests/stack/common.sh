@@ -194,7 +194,8 @@ PYEOF
 # ECDSA P-256, valid for two days from now):
 #   ca.pem/ca.key        the test CA ("weir test CA <time>")
 #   sink.pem/sink.key    signed by it, CN sink.weir.test, SAN sink,
-#                        sink2, sink3 and smtps.weir.test (serverAuth)
+#                        sink2, sink3, smtps.weir.test and
+#                        *.alias.weir.test (serverAuth)
 #   rogue.pem/rogue.key  self-signed, CN and SAN sink.weir.test: a
 #                        certificate from no known CA
 # Certificates 0644 (user weir reads ca.pem), keys 0600 (root's sinks).
@@ -212,7 +213,7 @@ stack_make_certs() {
 			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
 		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 			-keyout sink.key -out sink.csr -subj /CN=sink.weir.test
-		ext DNS:sink.weir.test,DNS:sink2.weir.test,DNS:sink3.weir.test,DNS:smtps.weir.test >sink.ext
+		ext DNS:sink.weir.test,DNS:sink2.weir.test,DNS:sink3.weir.test,DNS:smtps.weir.test,DNS:*.alias.weir.test >sink.ext
 		openssl x509 -req -in sink.csr -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" \
 			-days 2 -out sink.pem -extfile sink.ext
 		ext DNS:sink.weir.test >rogue.ext

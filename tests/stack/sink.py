@@ -276,7 +276,7 @@ class SinkHandler:
         tls = tls_of(server) or "none"
         auth = "-"
         if session.authenticated:
-            login = session.login_data
+            login = getattr(session.auth_data, "login", None)
             if isinstance(login, bytes):
                 login = login.decode("utf-8", "replace")
             auth = "%s:%s" % (login, getattr(session, "auth_mech", "?"))
