@@ -120,14 +120,22 @@ agent_lines() {
 	[ -n "$l" ] && printf '%s\n' "$l"
 }
 
-# agent_rcpt RCPT STATUS [ERE...]: (waits up to 30 s for) the agent's
+# agent_rcpt RCPT STATUS [ERE...]: (waits up to 20 s for) the agent's
 # delivery line for RCPT with status=STATUS (sent, deferred, bounced)
-# matching every ERE; prints the recent lines for RCPT when there is none
+# matching every ERE. For deferred/bounced, a transaction line since
+# agent_mark (nrcpt=, no to=: the answer came at MAIL, before any RCPT)
+# with that status counts too. Prints the recent lines for RCPT when none.
 agent_rcpt() {
 	local rcpt=$1 st=$2 q
 	shift 2
 	q=$(ere_quote "$rcpt")
 	if wait_for 20 agent_lines " to=<$q>" " status=$st( |$)" "$@"; then
+		return 0
+	fi
+	if [ "$st" != sent ] && agent_lines " nrcpt=[0-9]+ " " status=$st( |$)" "$@" >/dev/null; then
+		echo "    (no line to=<$rcpt>; the transaction line since the mark says status=$st:"
+		agent_lines " nrcpt=[0-9]+ " " status=$st( |$)" "$@" | tail -n 1 | sed 's/^/      /'
+		echo "    )"
 		return 0
 	fi
 	echo "    no weir-agent line to=<$rcpt> status=$st $* ; its lines for <$rcpt>:"
@@ -156,34 +164,43 @@ agent_log_lacks() {
 }
 
 # --- Postfix --------------------------------------------------------------
-# pf_has QID RCPT ERE [SECS]: (wait for) a Postfix delivery line for QID
-# and RCPT matching ERE; prints the lines for QID when none does
+# pf_has QID RCPT ERE...: (waits up to PF_WAIT s, default 30, for) a
+# Postfix delivery line for QID and RCPT matching every ERE; prints the
+# lines for QID when none does
+_pf_line() {
+	local qid=$1 rcpt=$2 l
+	shift 2
+	l=$(grep -F "$qid: to=<$rcpt>" "$POSTFIX_LOG" 2>/dev/null)
+	for e in "$@"; do
+		l=$(printf '%s\n' "$l" | grep -E -- "$e")
+	done
+	[ -n "$l" ]
+}
 pf_has() {
-	local qid=$1 rcpt=$2 ere=$3 secs=${4:-30}
-	if wait_for "$secs" bash -c "grep -F '$qid: to=<$rcpt>' '$POSTFIX_LOG' | grep -qE -- '$ere'"; then
-		return 0
-	fi
-	echo "    no Postfix line $qid: to=<$rcpt> matching /$ere/; lines for $qid:"
+	local qid=$1 rcpt=$2
+	shift 2
+	wait_for "${PF_WAIT:-30}" _pf_line "$qid" "$rcpt" "$@" && return 0
+	echo "    no Postfix line $qid: to=<$rcpt> matching: $*; lines for $qid:"
 	grep -F "$qid:" "$POSTFIX_LOG" | tail -n 4 | sed 's/^/      /'
 	return 1
 }
 
-# pf_deferred QID RCPT ERE: Postfix deferred RCPT of QID with a 4.x.x that
-# weir-agent said (the reply matches ERE), and QID is still queued
+# pf_deferred QID RCPT ERE: Postfix deferred RCPT of QID after weir-agent
+# said 4xx, the line matches ERE, and QID is still queued
 pf_deferred() {
-	pf_has "$1" "$2" "status=deferred .*said: 4[0-9][0-9] .*$3" &&
+	pf_has "$1" "$2" 'status=deferred .*said: 4[0-9][0-9] ' "$3" &&
 		{ in_queue "$1" || { echo "    $1 is not in Postfix's queue (postqueue -p)"; return 1; }; }
 }
 
-# pf_sent QID RCPT: Postfix says status=sent for RCPT of QID
+# pf_sent QID RCPT [SECS]: Postfix says status=sent for RCPT of QID
 pf_sent() {
-	pf_has "$1" "$2" "status=sent" "${3:-40}"
+	PF_WAIT=${3:-30} pf_has "$1" "$2" "status=sent"
 }
 
 # pf_bounced QID RCPT ERE: Postfix bounced RCPT of QID after weir-agent's
-# 5xx matching ERE
+# 5xx; the line matches ERE
 pf_bounced() {
-	pf_has "$1" "$2" "status=bounced .*said: 5[0-9][0-9] .*$3"
+	pf_has "$1" "$2" 'status=bounced .*said: 5[0-9][0-9] ' "$3"
 }
 
 # flush: ask Postfix to retry its deferred mail now
