@@ -36,25 +36,23 @@ const char *auth_mech_name(enum auth_mech mech)
 }
 
 enum auth_mech auth_choose(enum route_auth want, unsigned offered, bool have_token,
-			   const char **err_r)
+                           const char **err_r)
 {
 	enum auth_mech m;
 
 	if (offered == 0) {
 		*err_r = "the server offers no AUTH mechanism weir knows (PLAIN, LOGIN, CRAM-MD5, "
-			 "XOAUTH2)";
+		         "XOAUTH2)";
 		return AUTH_MECH_NONE;
 	}
 	switch (want) {
-	case ROUTE_AUTH_NONE:
-		*err_r = "AUTH is off for this host";
-		return AUTH_MECH_NONE;
+	case ROUTE_AUTH_NONE: *err_r = "AUTH is off for this host"; return AUTH_MECH_NONE;
 	case ROUTE_AUTH_ANY:
 		if (have_token) {
 			if (offered & AUTH_MECH_XOAUTH2)
 				return AUTH_MECH_XOAUTH2;
 			*err_r = "an XOAUTH2 token file is set but the server does not offer "
-				 "XOAUTH2";
+			         "XOAUTH2";
 			return AUTH_MECH_NONE;
 		}
 		if (offered & AUTH_MECH_CRAM_MD5)
@@ -75,9 +73,7 @@ enum auth_mech auth_choose(enum route_auth want, unsigned offered, bool have_tok
 		}
 		m = AUTH_MECH_XOAUTH2;
 		break;
-	default:
-		*err_r = "unknown AUTH setting";
-		return AUTH_MECH_NONE;
+	default: *err_r = "unknown AUTH setting"; return AUTH_MECH_NONE;
 	}
 	if (!(offered & m)) {
 		*err_r = "the server does not offer the configured mechanism";
@@ -190,8 +186,7 @@ char *auth_xoauth2(const char *user, const char *token)
 }
 
 /* hmac_md5 - RFC 2104 HMAC-MD5 through OpenSSL 3's EVP_MAC; 0 or -1 */
-static int hmac_md5(const char *key, const unsigned char *data, size_t len,
-		    unsigned char out[16])
+static int hmac_md5(const char *key, const unsigned char *data, size_t len, unsigned char out[16])
 {
 	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
@@ -211,7 +206,7 @@ static int hmac_md5(const char *key, const unsigned char *data, size_t len,
 }
 
 char *auth_cram_md5(const char *user, const char *secret, const unsigned char *challenge,
-		    size_t len)
+                    size_t len)
 {
 	unsigned char digest[16];
 	char *buf;
@@ -235,12 +230,8 @@ char *auth_start(struct auth_client *a)
 
 	a->step = 0;
 	switch (a->mech) {
-	case AUTH_MECH_PLAIN:
-		resp = auth_plain(a->user, a->secret);
-		break;
-	case AUTH_MECH_XOAUTH2:
-		resp = auth_xoauth2(a->user, a->secret);
-		break;
+	case AUTH_MECH_PLAIN: resp = auth_plain(a->user, a->secret); break;
+	case AUTH_MECH_XOAUTH2: resp = auth_xoauth2(a->user, a->secret); break;
 	default:
 		/* LOGIN and CRAM-MD5 wait for the server's first challenge */
 		return xasprintf("AUTH %s", auth_mech_name(a->mech));
@@ -290,8 +281,7 @@ char *auth_continue(struct auth_client *a, const char *challenge, const char **e
 		if (a->step == 1)
 			return xstrdup("");
 		break;
-	default:
-		break;
+	default: break;
 	}
 	*err_r = "unexpected AUTH challenge";
 	return NULL;
@@ -333,7 +323,7 @@ static char *read_token(int fd, off_t size, char *err, size_t errsize)
 	ssize_t n = read(fd, buf, (size_t)size);
 
 	if (n < 0 || n != size) {
-		snprintf(err, errsize, "short read");
+		snprintf(err, errsize, "short read (the file changed while read?)");
 		if (n > 0)
 			OPENSSL_cleanse(buf, (size_t)n);
 		free(buf);
@@ -375,7 +365,7 @@ const char *auth_token(const char *path, char *err, size_t errsize)
 	}
 	if (st.st_mode & 077) {
 		snprintf(err, errsize, "%s: readable by group or others: run chmod 600 %s", path,
-			 path);
+		         path);
 		close(fd);
 		return NULL;
 	}

@@ -24,7 +24,7 @@ const char *auth_mech_name(enum auth_mech mech);
  * file is set, else the best of CRAM-MD5 > PLAIN > LOGIN. Returns
  * AUTH_MECH_NONE with *err_r (static text) when nothing fits. */
 enum auth_mech auth_choose(enum route_auth want, unsigned offered, bool have_token,
-			   const char **err_r);
+                           const char **err_r);
 
 /* auth_base64 - base64 (RFC 4648, padded) of len bytes; caller frees */
 char *auth_base64(const void *data, size_t len);
@@ -55,7 +55,7 @@ char *auth_continue(struct auth_client *a, const char *challenge, const char **e
  * base64("user hex(HMAC-MD5(secret, challenge))"); NULL if the HMAC
  * could not be computed. Free with auth_secret_free. */
 char *auth_cram_md5(const char *user, const char *secret, const unsigned char *challenge,
-		    size_t len);
+                    size_t len);
 /* auth_plain - base64("\0user\0secret") (RFC 4616) */
 char *auth_plain(const char *user, const char *secret);
 /* auth_xoauth2 - base64("user=U^Aauth=Bearer T^A^A") (Google's and

@@ -16,15 +16,15 @@ enum auth_mech {
 /* What one EHLO reply offered. Parsed once per EHLO (after STARTTLS the
  * earlier answer is forgotten: RFC 3207 4.2). */
 struct ehlo_caps {
-	bool pipelining;  /* RFC 2920 */
+	bool pipelining;   /* RFC 2920 */
 	bool eightbitmime; /* RFC 6152 */
-	bool smtputf8;    /* RFC 6531 */
-	bool dsn;         /* RFC 3461 */
-	bool starttls;    /* RFC 3207 */
-	bool chunking;    /* RFC 3030: noted, not used */
-	bool has_size;    /* RFC 1870 SIZE keyword seen */
-	long long size;   /* its value: 0 = no fixed limit */
-	unsigned auth;    /* enum auth_mech bits (AUTH and the old AUTH=) */
+	bool smtputf8;     /* RFC 6531 */
+	bool dsn;          /* RFC 3461 */
+	bool starttls;     /* RFC 3207 */
+	bool chunking;     /* RFC 3030: noted, not used */
+	bool has_size;     /* RFC 1870 SIZE keyword seen */
+	long long size;    /* its value: 0 = no fixed limit */
+	unsigned auth;     /* enum auth_mech bits (AUTH and the old AUTH=) */
 };
 
 /* ehlo_parse - fill caps from the text of a 250 EHLO reply as

@@ -59,11 +59,11 @@ static SSL_CTX *make_ctx(const char *ca_file, bool verify, char *err, size_t err
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (verify) {
 		int ok = ca_file[0] != '\0' ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-					    : SSL_CTX_set_default_verify_paths(ctx);
+		                            : SSL_CTX_set_default_verify_paths(ctx);
 		if (ok != 1) {
 			snprintf(err, errsize, "cannot load the CA certificates from %s: %s",
-				 ca_file[0] ? ca_file : "the system store",
-				 ssl_error(e, sizeof(e)));
+			         ca_file[0] ? ca_file : "the system store",
+			         ssl_error(e, sizeof(e)));
 			SSL_CTX_free(ctx);
 			return NULL;
 		}
@@ -118,8 +118,7 @@ static bool is_address(const char *host)
 	return a != NULL;
 }
 
-SSL *tls_client_new(const char *ca_file, bool verify, const char *host, char *err,
-		    size_t errsize)
+SSL *tls_client_new(const char *ca_file, bool verify, const char *host, char *err, size_t errsize)
 {
 	SSL_CTX *ctx = get_ctx(ca_file ? ca_file : "", verify, err, errsize);
 	bool addr = is_address(host);
@@ -143,10 +142,10 @@ SSL *tls_client_new(const char *ca_file, bool verify, const char *host, char *er
 		/* no partial wildcards ("f*.example.com"), as RFC 6125 advises */
 		X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		ok = addr ? X509_VERIFY_PARAM_set1_ip_asc(param, host)
-			  : X509_VERIFY_PARAM_set1_host(param, host, 0);
+		          : X509_VERIFY_PARAM_set1_host(param, host, 0);
 		if (ok != 1) {
 			snprintf(err, errsize, "cannot set the name to verify: %s",
-				 ssl_error(e, sizeof(e)));
+			         ssl_error(e, sizeof(e)));
 			SSL_free(ssl);
 			return NULL;
 		}
@@ -154,8 +153,7 @@ SSL *tls_client_new(const char *ca_file, bool verify, const char *host, char *er
 	return ssl;
 }
 
-const char *tls_failure(struct bufferevent *bev, SSL *ssl, const char *what, char *buf,
-			size_t size)
+const char *tls_failure(struct bufferevent *bev, SSL *ssl, const char *what, char *buf, size_t size)
 {
 	unsigned long first = 0, e;
 	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
@@ -168,7 +166,7 @@ const char *tls_failure(struct bufferevent *bev, SSL *ssl, const char *what, cha
 	ERR_clear_error();
 	if (ssl != NULL && v != X509_V_OK && SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE)
 		snprintf(buf, size, "certificate verification failed: %s",
-			 X509_verify_cert_error_string(v));
+		         X509_verify_cert_error_string(v));
 	else if (first != 0 && (reason = ERR_reason_error_string(first)) != NULL)
 		snprintf(buf, size, "%s", reason);
 	else if (first != 0)

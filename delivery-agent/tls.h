@@ -17,14 +17,13 @@ struct bufferevent;
  * sent for names. Returns NULL with a reason in err (a CA file that
  * cannot be read). The caller owns the SSL (a bufferevent made with
  * BEV_OPT_CLOSE_ON_FREE frees it). */
-SSL *tls_client_new(const char *ca_file, bool verify, const char *host, char *err,
-		    size_t errsize);
+SSL *tls_client_new(const char *ca_file, bool verify, const char *host, char *err, size_t errsize);
 
 /* tls_failure - why the handshake on bev (whose SSL is ssl) failed: the
  * certificate check's verdict when there was one, else OpenSSL's error,
  * else what, into buf */
 const char *tls_failure(struct bufferevent *bev, SSL *ssl, const char *what, char *buf,
-			size_t size);
+                        size_t size);
 
 /* tls_contexts_free - free the kept contexts (exit, tests); sessions
  * still open keep theirs alive (SSL_CTX is reference counted) */

@@ -141,28 +141,26 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		up_close(up);
 		up_try_connect(up);
 		break;
-	case UP_TLS:
-		up_tls_failed(up, "the TLS handshake timed out");
-		break;
+	case UP_TLS: up_tls_failed(up, "the TLS handshake timed out"); break;
 	case UP_GREETING:
-		up_fail(up, UPF_GREETING, "451 4.4.2 smart host %s: timed out waiting for the greeting",
-		     up->name);
+		up_fail(up, UPF_GREETING,
+		        "451 4.4.2 smart host %s: timed out waiting for the greeting", up->name);
 		break;
 	case UP_DATA_END:
-		up_fail(up, UPF_PROTOCOL, "451 4.4.2 smart host %s: timed out after the end of data",
-		     up->name);
+		up_fail(up, UPF_PROTOCOL,
+		        "451 4.4.2 smart host %s: timed out after the end of data", up->name);
 		break;
 	default:
 		up_fail(up, UPF_PROTOCOL,
-		     "451 4.4.2 smart host %s: timed out waiting for the reply to %s", up->name,
-		     up->what);
+		        "451 4.4.2 smart host %s: timed out waiting for the reply to %s", up->name,
+		        up->what);
 		break;
 	}
 }
 
 /* upstream_new_host - an unconnected session to host */
 struct upstream *upstream_new_host(struct event_base *base, struct dns *dns,
-				   struct weir_config *cfg, const struct route_host *host)
+                                   struct weir_config *cfg, const struct route_host *host)
 {
 	struct upstream *up = xcalloc(1, sizeof(*up));
 
@@ -257,7 +255,7 @@ static void set_name(struct upstream *up, const struct sockaddr_storage *ss)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
 	snprintf(up->name, sizeof(up->name), "%s[%s]:%d", up_host(up), ip, up->host->port);
 	snprintf(up->address, sizeof(up->address), ss->ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
-		 ip, up->host->port);
+	         ip, up->host->port);
 }
 
 /* up_try_connect - connect to the next address, or give up */
@@ -269,7 +267,7 @@ void up_try_connect(struct upstream *up)
 
 	if (up->next_addr >= up->naddrs) {
 		up_fail(up, UPF_CONNECT, "451 4.4.1 smart host %s unreachable: %s", up_host(up),
-		     up->last_err);
+		        up->last_err);
 		return;
 	}
 	ss = &up->addrs[up->next_addr++];
@@ -304,7 +302,7 @@ static void resolved(void *arg, const struct sockaddr_storage *addrs, size_t n, 
 	up->query = NULL;
 	if (n == 0) {
 		up_fail(up, UPF_CONNECT, "451 4.4.1 smart host %s unreachable: %s", up_host(up),
-		     err);
+		        err);
 		return;
 	}
 	memcpy(up->addrs, addrs, n * sizeof(addrs[0]));
@@ -364,8 +362,8 @@ void upstream_open(struct upstream *up, upstream_cb *cb, void *ctx)
 
 /* up_send_line - write one command and wait secs for its reply; shown is
  * what the debug log gets instead of the line (AUTH), or NULL */
-void up_send_line(struct upstream *up, const char *line, const char *shown,
-		      enum up_state st, long secs)
+void up_send_line(struct upstream *up, const char *line, const char *shown, enum up_state st,
+                  long secs)
 {
 	log_debug("upstream %s: > %s", up->name, shown ? shown : line);
 	smtp_reply_clear(&up->reply);
@@ -380,8 +378,8 @@ void up_send_ehlo(struct upstream *up, const char *verb, enum up_state st)
 {
 	char line[300];
 	const char *helo = up->host->helo != NULL && up->host->helo[0] != '\0'
-				   ? up->host->helo
-				   : up->cfg->agent.helo_name;
+	                       ? up->host->helo
+	                       : up->cfg->agent.helo_name;
 
 	snprintf(line, sizeof(line), "%s %s", verb, helo ? helo : "localhost");
 	snprintf(up->what, sizeof(up->what), "%s", verb);
@@ -401,8 +399,9 @@ static void greeted(struct upstream *up)
 			return;
 		}
 		q = up_quoted(up);
-		up_fail(up, UPF_GREETING, "451 4.4.0 smart host %s refused the session: %s said: %s",
-		     up_host(up), up->name, q);
+		up_fail(up, UPF_GREETING,
+		        "451 4.4.0 smart host %s refused the session: %s said: %s", up_host(up),
+		        up->name, q);
 		free(q);
 		return;
 	}
@@ -424,7 +423,7 @@ static void greeted(struct upstream *up)
 	}
 	q = up_quoted(up);
 	up_fail(up, UPF_PROTOCOL, "451 4.4.0 smart host %s refused the session: %s said: %s",
-	     up_host(up), up->name, q);
+	        up_host(up), up->name, q);
 	free(q);
 }
 
@@ -439,15 +438,9 @@ static void got_reply(struct upstream *up)
 	switch (up->state) {
 	case UP_GREETING:
 	case UP_EHLO:
-	case UP_HELO:
-		greeted(up);
-		return;
-	case UP_STARTTLS:
-		up_starttls_reply(up);
-		return;
-	case UP_AUTH:
-		up_auth_reply(up);
-		return;
+	case UP_HELO: greeted(up); return;
+	case UP_STARTTLS: up_starttls_reply(up); return;
+	case UP_AUTH: up_auth_reply(up); return;
 	case UP_DATA_CMD:
 		if (up->reply.code == 354) {
 			struct evbuffer *out = bufferevent_get_output(up->bev);
@@ -461,11 +454,8 @@ static void got_reply(struct upstream *up)
 		}
 		break;
 	case UP_COMMAND:
-	case UP_DATA_END:
-		break;
-	default:
-		log_debug("upstream %s: unexpected reply ignored", up->name);
-		return;
+	case UP_DATA_END: break;
+	default: log_debug("upstream %s: unexpected reply ignored", up->name); return;
 	}
 	evtimer_del(up->timer);
 	if (up->state == UP_DATA_END)
@@ -494,10 +484,8 @@ static bool waiting_for_reply(const struct upstream *up)
 	case UP_AUTH:
 	case UP_COMMAND:
 	case UP_DATA_CMD:
-	case UP_DATA_END:
-		return true;
-	default:
-		return false;
+	case UP_DATA_END: return true;
+	default: return false;
 	}
 }
 
@@ -520,8 +508,8 @@ void up_read_cb(struct bufferevent *bev, void *arg)
 		free(line);
 		if (r < 0) {
 			up_fail(up, up->state == UP_GREETING ? UPF_GREETING : UPF_PROTOCOL,
-			     "451 4.4.0 smart host %s: bad reply to %s: %s", up->name, up->what,
-			     err);
+			        "451 4.4.0 smart host %s: bad reply to %s: %s", up->name, up->what,
+			        err);
 			return;
 		}
 		if (r == 1) {
@@ -557,7 +545,7 @@ void up_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (up->state == UP_CONNECTING) {
 		int e = EVUTIL_SOCKET_ERROR();
 		snprintf(up->last_err, sizeof(up->last_err), "%s",
-			 e ? evutil_socket_error_to_string(e) : "connection failed");
+		         e ? evutil_socket_error_to_string(e) : "connection failed");
 		up_close(up);
 		up_try_connect(up);
 		return;
@@ -565,10 +553,10 @@ void up_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (up->state == UP_TLS) {
 		reason[0] = '\0';
 		tls_failure(bev, up->ssl,
-			    what & BEV_EVENT_EOF ? "the server closed the connection during the "
-						   "TLS handshake"
-						 : "the TLS handshake failed",
-			    reason, sizeof(reason));
+		            what & BEV_EVENT_EOF ? "the server closed the connection during the "
+		                                   "TLS handshake"
+		                                 : "the TLS handshake failed",
+		            reason, sizeof(reason));
 		up_tls_failed(up, reason);
 		return;
 	}
@@ -578,8 +566,8 @@ void up_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	up_fail(up, up->state == UP_GREETING ? UPF_GREETING : UPF_PROTOCOL,
-	     "451 4.4.2 smart host %s: lost connection while waiting for the reply to %s",
-	     up->name, up->what);
+	        "451 4.4.2 smart host %s: lost connection while waiting for the reply to %s",
+	        up->name, up->what);
 }
 
 /* upstream_command - send a command, wait for its reply */

@@ -28,7 +28,7 @@ struct upstream *upstream_new(struct event_base *base, struct dns *dns, struct w
  * host is borrowed and must outlive the upstream (the pool keeps it
  * with the configuration the upstream holds a reference to). */
 struct upstream *upstream_new_host(struct event_base *base, struct dns *dns,
-				   struct weir_config *cfg, const struct route_host *host);
+                                   struct weir_config *cfg, const struct route_host *host);
 /* upstream_free - close (sending QUIT when idle) and free; pending
  * callbacks are dropped. NULL is ok. */
 void upstream_free(struct upstream *up);

@@ -20,19 +20,19 @@
 #include "policy/routes.h"
 
 enum up_state {
-	UP_IDLE,       /* not connected */
+	UP_IDLE, /* not connected */
 	UP_RESOLVING,
 	UP_CONNECTING,
-	UP_TLS,        /* handshake (implicit TLS, or after STARTTLS) */
+	UP_TLS, /* handshake (implicit TLS, or after STARTTLS) */
 	UP_GREETING,
 	UP_EHLO,
 	UP_HELO,
-	UP_STARTTLS,   /* waiting for 220 to STARTTLS */
-	UP_AUTH,       /* waiting for 334/235 */
-	UP_READY,      /* between commands */
+	UP_STARTTLS, /* waiting for 220 to STARTTLS */
+	UP_AUTH,     /* waiting for 334/235 */
+	UP_READY,    /* between commands */
 	UP_COMMAND,
-	UP_DATA_CMD,   /* waiting for 354 */
-	UP_DATA_END,   /* waiting for the reply to the final dot */
+	UP_DATA_CMD, /* waiting for 354 */
+	UP_DATA_END, /* waiting for the reply to the final dot */
 };
 
 struct upstream {
@@ -58,16 +58,16 @@ struct upstream {
 	struct smtp_reply reply;
 	struct smtp_reply ehlo; /* the last EHLO/HELO reply, for upstream_open's caller */
 	struct ehlo_caps caps;
-	bool helo_only;    /* HELO was answered, EHLO was not */
+	bool helo_only; /* HELO was answered, EHLO was not */
 	bool tls_active, tls_verified;
-	bool tls_fallback; /* "may": the handshake failed, this connection is clear */
-	bool ehlo_after_tls; /* the EHLO that follows STARTTLS */
+	bool tls_fallback;     /* "may": the handshake failed, this connection is clear */
+	bool ehlo_after_tls;   /* the EHLO that follows STARTTLS */
 	const char *clear_why; /* why this session has no TLS, for the AUTH refusal */
 	char tls_proto[24], tls_cipher[80];
 	struct auth_client auth;
 	enum auth_mech auth_used; /* of this session, for the log */
-	char *auth_token;   /* XOAUTH2 bearer token: a copy, wiped when freed */
-	const char *auth_err; /* our reason for cancelling the exchange ("*") */
+	char *auth_token;         /* XOAUTH2 bearer token: a copy, wiped when freed */
+	const char *auth_err;     /* our reason for cancelling the exchange ("*") */
 	struct evbuffer *msg;
 	bool in_txn;
 	upstream_cb *cb;
@@ -86,14 +86,14 @@ void up_close(struct upstream *up);
 void up_deliver(struct upstream *up, struct smtp_reply *reply, const char *fail);
 /* up_fail - close and report a 4xx line; kind recorded while opening */
 void up_fail(struct upstream *up, enum upstream_failure kind, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* up_quoted - the current reply as one line; caller frees */
 char *up_quoted(struct upstream *up);
 /* up_try_connect - connect to the next address, or give up */
 void up_try_connect(struct upstream *up);
 /* up_send_line - write a command; shown replaces it in the debug log */
 void up_send_line(struct upstream *up, const char *line, const char *shown, enum up_state st,
-		  long secs);
+                  long secs);
 /* up_send_ehlo - EHLO or HELO with the host's name */
 void up_send_ehlo(struct upstream *up, const char *verb, enum up_state st);
 void up_read_cb(struct bufferevent *bev, void *arg);

@@ -71,8 +71,8 @@ void up_tls_failed(struct upstream *up, const char *reason)
 {
 	if (up->host->tls == ROUTE_TLS_MAY && !up->tls_fallback) {
 		log_warning("upstream %s: TLS failed (%s): connecting again without TLS (tls = "
-			    "\"may\")",
-			    up->name, reason);
+		            "\"may\")",
+		            up->name, reason);
 		up->tls_fallback = true;
 		up->clear_why = "TLS failed and tls = \"may\" went on without it";
 		up_close(up);
@@ -88,9 +88,9 @@ void up_tls_failed(struct upstream *up, const char *reason)
 void up_start_tls(struct upstream *up)
 {
 	const char *ca = up->host->ca_file && up->host->ca_file[0] ? up->host->ca_file
-			 : up->cfg->agent.tls_ca_file && up->cfg->agent.tls_ca_file[0]
-				 ? up->cfg->agent.tls_ca_file
-				 : NULL;
+	                 : up->cfg->agent.tls_ca_file && up->cfg->agent.tls_ca_file[0]
+	                     ? up->cfg->agent.tls_ca_file
+	                     : NULL;
 	bool verify = tls_required(up) && up->host->verify;
 	struct bufferevent *bev;
 	char err[256];
@@ -108,13 +108,12 @@ void up_start_tls(struct upstream *up)
 		bufferevent_free(up->bev);
 		up->bev = NULL;
 		bev = bufferevent_openssl_socket_new(up->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
-						     BEV_OPT_CLOSE_ON_FREE);
+		                                     BEV_OPT_CLOSE_ON_FREE);
 		if (bev == NULL)
 			evutil_closesocket(fd);
 	} else {
-		bev = bufferevent_openssl_filter_new(up->base, up->bev, ssl,
-						     BUFFEREVENT_SSL_CONNECTING,
-						     BEV_OPT_CLOSE_ON_FREE);
+		bev = bufferevent_openssl_filter_new(
+		    up->base, up->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 		if (bev != NULL)
 			up->bev = NULL; /* now owned by the filter */
 	}
@@ -147,8 +146,8 @@ void up_tls_done(struct upstream *up)
 	snprintf(up->tls_cipher, sizeof(up->tls_cipher), "%s", cipher ? cipher : "?");
 	if (tls_required(up) && !up->host->verify)
 		log_warning("upstream %s: TLS certificate NOT verified (verify = false: for a lab "
-			    "only)",
-			    up->name);
+		            "only)",
+		            up->name);
 	if (up->host->tls == ROUTE_TLS_IMPLICIT) {
 		up->state = UP_GREETING;
 		snprintf(up->what, sizeof(up->what), "greeting");
@@ -165,14 +164,14 @@ void up_tls_done(struct upstream *up)
 static const char *mech_list(unsigned bits, char *buf, size_t size)
 {
 	static const enum auth_mech all[] = {AUTH_MECH_PLAIN, AUTH_MECH_LOGIN, AUTH_MECH_CRAM_MD5,
-					     AUTH_MECH_XOAUTH2};
+	                                     AUTH_MECH_XOAUTH2};
 	size_t n = 0;
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if ((bits & all[i]) && n < size)
 			n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? " " : "",
-					      auth_mech_name(all[i]));
+			                      auth_mech_name(all[i]));
 	if (buf[0] == '\0')
 		snprintf(buf, size, "none");
 	return buf;
@@ -206,32 +205,33 @@ static void start_auth(struct upstream *up)
 	}
 	if (!up->tls_active && h->tls != ROUTE_TLS_NONE) {
 		up_fail(up, UPF_AUTH,
-		     "451 4.7.8 smart host %s: weir sends AUTH only over TLS, and %s (%s)",
-		     up_host(up), up->clear_why ? up->clear_why : "the session has no TLS",
-		     up->name);
+		        "451 4.7.8 smart host %s: weir sends AUTH only over TLS, and %s (%s)",
+		        up_host(up), up->clear_why ? up->clear_why : "the session has no TLS",
+		        up->name);
 		return;
 	}
 	if (h->credentials == NULL) {
 		up_fail(up, UPF_AUTH, "451 4.7.8 smart host %s: AUTH is set but no credentials",
-		     up_host(up));
+		        up_host(up));
 		return;
 	}
 	if ((cred = credential_find(up->cfg, h->credentials)) == NULL) {
 		up_fail(up, UPF_AUTH,
-		     "451 4.7.8 smart host %s: no credentials %s in agent.credentials_file",
-		     up_host(up), h->credentials);
+		        "451 4.7.8 smart host %s: no credentials %s in agent.credentials_file",
+		        up_host(up), h->credentials);
 		return;
 	}
 	if (token_file && (h->auth == ROUTE_AUTH_ANY || h->auth == ROUTE_AUTH_XOAUTH2) &&
 	    (token = auth_token(h->oauth2_token_file, buf, sizeof(buf))) == NULL) {
 		up_fail(up, UPF_AUTH, "451 4.7.8 smart host %s: no XOAUTH2 token: %s", up_host(up),
-		     buf);
+		        buf);
 		return;
 	}
 	mech = auth_choose(h->auth, up->caps.auth, token != NULL, &err);
 	if (mech == AUTH_MECH_NONE) {
-		up_fail(up, UPF_AUTH, "451 4.7.8 smart host %s: no AUTH mechanism to use: %s (offered: %s)",
-		     up_host(up), err, mech_list(up->caps.auth, buf, sizeof(buf)));
+		up_fail(up, UPF_AUTH,
+		        "451 4.7.8 smart host %s: no AUTH mechanism to use: %s (offered: %s)",
+		        up_host(up), err, mech_list(up->caps.auth, buf, sizeof(buf)));
 		return;
 	}
 	up->auth.mech = mech;
@@ -245,7 +245,7 @@ static void start_auth(struct upstream *up)
 	line = auth_start(&up->auth);
 	snprintf(up->what, sizeof(up->what), "AUTH");
 	up_send_line(up, line, auth_redact(line, shown, sizeof(shown)), UP_AUTH,
-		  up->cfg->agent.command_timeout);
+	             up->cfg->agent.command_timeout);
 	auth_secret_free(line);
 }
 
@@ -257,7 +257,7 @@ static void auth_refused(struct upstream *up)
 	char *q = up_quoted(up);
 
 	log_warning("upstream %s: AUTH %s as credentials %s refused: %s", up->name,
-		    auth_mech_name(up->auth.mech), h->credentials, q);
+	            auth_mech_name(up->auth.mech), h->credentials, q);
 	free(q);
 	if (up->cfg->agent.auth_failure == 1 && up->reply.code / 100 == 5) {
 		struct smtp_reply r = up->reply;
@@ -269,10 +269,11 @@ static void auth_refused(struct upstream *up)
 		free(r.text);
 		return;
 	}
-	up_fail(up, UPF_AUTH,
-	     "451 4.7.8 smart host %s refused weir's credentials (%s in agent.credentials_file): "
-	     "fix them",
-	     up_host(up), h->credentials);
+	up_fail(
+	    up, UPF_AUTH,
+	    "451 4.7.8 smart host %s refused weir's credentials (%s in agent.credentials_file): "
+	    "fix them",
+	    up_host(up), h->credentials);
 }
 
 /* up_auth_reply - a reply during the AUTH exchange */
@@ -305,8 +306,8 @@ void up_auth_reply(struct upstream *up)
 	}
 	q = up_quoted(up);
 	up_fail(up, UPF_AUTH, "451 4.7.8 smart host %s: AUTH %s failed: %s%s%s said: %s",
-	     up_host(up), auth_mech_name(up->auth.mech), up->auth_err ? up->auth_err : "",
-	     up->auth_err ? "; " : "", up->name, q);
+	        up_host(up), auth_mech_name(up->auth.mech), up->auth_err ? up->auth_err : "",
+	        up->auth_err ? "; " : "", up->name, q);
 	free(q);
 }
 
@@ -315,17 +316,19 @@ void up_after_ehlo(struct upstream *up)
 {
 	enum route_tls t = up->host->tls;
 
-	if (!up->tls_active && !up->tls_fallback && (t == ROUTE_TLS_MAY || t == ROUTE_TLS_STARTTLS)) {
+	if (!up->tls_active && !up->tls_fallback &&
+	    (t == ROUTE_TLS_MAY || t == ROUTE_TLS_STARTTLS)) {
 		if (up->caps.starttls) {
 			snprintf(up->what, sizeof(up->what), "STARTTLS");
 			up_send_line(up, "STARTTLS", NULL, UP_STARTTLS,
-				  up->cfg->agent.command_timeout);
+			             up->cfg->agent.command_timeout);
 			return;
 		}
 		if (t == ROUTE_TLS_STARTTLS) {
-			up_fail(up, UPF_TLS,
-			     "451 4.7.5 TLS with smart host %s failed: %s does not offer STARTTLS",
-			     up_host(up), up->name);
+			up_fail(
+			    up, UPF_TLS,
+			    "451 4.7.5 TLS with smart host %s failed: %s does not offer STARTTLS",
+			    up_host(up), up->name);
 			return;
 		}
 		up->clear_why = "the server does not offer STARTTLS";
@@ -342,10 +345,11 @@ void up_starttls_reply(struct upstream *up)
 		/* Anything after the 220 was sent before TLS by someone who
 		 * wants it read as if protected (CVE-2011-0411's mirror). */
 		if (evbuffer_get_length(bufferevent_get_input(up->bev)) > 0) {
-			up_fail(up, UPF_TLS,
-			     "451 4.7.5 TLS with smart host %s failed: %s sent data after its 220 "
-			     "to STARTTLS",
-			     up_host(up), up->name);
+			up_fail(
+			    up, UPF_TLS,
+			    "451 4.7.5 TLS with smart host %s failed: %s sent data after its 220 "
+			    "to STARTTLS",
+			    up_host(up), up->name);
 			return;
 		}
 		up_start_tls(up);
@@ -359,7 +363,8 @@ void up_starttls_reply(struct upstream *up)
 		start_auth(up);
 		return;
 	}
-	up_fail(up, UPF_TLS, "451 4.7.5 TLS with smart host %s failed: STARTTLS refused: %s said: %s",
-	     up_host(up), up->name, q);
+	up_fail(up, UPF_TLS,
+	        "451 4.7.5 TLS with smart host %s failed: STARTTLS refused: %s said: %s",
+	        up_host(up), up->name, q);
 	free(q);
 }

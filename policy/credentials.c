@@ -33,7 +33,7 @@
 /* read_file - the whole file after the permission checks, or NULL with
  * the error added */
 static char *read_file(const char *path, const char *user, struct config_errors *errs,
-		       size_t *len_r)
+                       size_t *len_r)
 {
 	struct stat st;
 	uid_t uid;
@@ -44,9 +44,9 @@ static char *read_file(const char *path, const char *user, struct config_errors 
 
 	if (fd < 0) {
 		config_errors_add(errs, path, 0, "cannot read: %s%s", strerror(errno),
-				  errno == EACCES ? " (it must be readable by the user weir runs "
-						    "as: chown it to that user, mode 600)"
-						  : "");
+		                  errno == EACCES ? " (it must be readable by the user weir runs "
+		                                    "as: chown it to that user, mode 600)"
+		                                  : "");
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -56,7 +56,7 @@ static char *read_file(const char *path, const char *user, struct config_errors 
 	}
 	if (st.st_mode & 077) {
 		config_errors_add(errs, path, 0, "readable by group or others: run chmod 600 %s",
-				  path);
+		                  path);
 		close(fd);
 		return NULL;
 	}
@@ -64,9 +64,9 @@ static char *read_file(const char *path, const char *user, struct config_errors 
 	if (geteuid() == 0 && user != NULL && daemon_lookup_user(user, &uid, &gid) == 0 &&
 	    st.st_uid != uid) {
 		config_errors_add(errs, path, 0,
-				  "must belong to %s, the user weir runs as (it is re-read on "
-				  "reload); run: chown %s %s",
-				  user, user, path);
+		                  "must belong to %s, the user weir runs as (it is re-read on "
+		                  "reload); run: chown %s %s",
+		                  user, user, path);
 		close(fd);
 		return NULL;
 	}
@@ -115,7 +115,7 @@ static size_t field(const char **p, const char *end, const char **start_r)
 
 /* parse_line - one non-comment line; 0, or -1 with the error added */
 static int parse_line(struct weir_config *cfg, const char *file, int lineno, const char *p,
-		      const char *end, struct config_errors *errs)
+                      const char *end, struct config_errors *errs)
 {
 	const char *name, *user, *secret;
 	size_t nn = field(&p, end, &name), nu = field(&p, end, &user);
@@ -132,19 +132,20 @@ static int parse_line(struct weir_config *cfg, const char *file, int lineno, con
 	}
 	if (!name_ok(name, nn)) {
 		config_errors_add(errs, file, lineno,
-				  "credential name may hold only letters, digits, '_', '.', '-'");
+		                  "credential name may hold only letters, digits, '_', '.', '-'");
 		return -1;
 	}
 	for (size_t i = 0; i < cfg->agent.ncredentials; i++) {
 		if (strlen(cfg->agent.credentials[i].name) == nn &&
 		    memcmp(cfg->agent.credentials[i].name, name, nn) == 0) {
 			config_errors_add(errs, file, lineno, "credential %.*s defined twice",
-					  (int)nn, name);
+			                  (int)nn, name);
 			return -1;
 		}
 	}
-	cfg->agent.credentials = xrealloc(cfg->agent.credentials, (cfg->agent.ncredentials + 1) *
-								  sizeof(*cfg->agent.credentials));
+	cfg->agent.credentials =
+	    xrealloc(cfg->agent.credentials,
+	             (cfg->agent.ncredentials + 1) * sizeof(*cfg->agent.credentials));
 	c = &cfg->agent.credentials[cfg->agent.ncredentials++];
 	c->name = xstrndup(name, nn);
 	c->user = xstrndup(user, nu);
@@ -164,14 +165,14 @@ static void check_routes(struct weir_config *cfg, struct config_errors *errs)
 			if (cfg->agent.credentials_file == NULL ||
 			    cfg->agent.credentials_file[0] == '\0')
 				config_errors_add(errs, r->file, r->line,
-						  "route %s, host %s: credentials \"%s\" need "
-						  "agent.credentials_file",
-						  r->name, r->hosts[j].host, name);
+				                  "route %s, host %s: credentials \"%s\" need "
+				                  "agent.credentials_file",
+				                  r->name, r->hosts[j].host, name);
 			else
 				config_errors_add(errs, r->file, r->line,
-						  "route %s, host %s: no credentials \"%s\" in %s",
-						  r->name, r->hosts[j].host, name,
-						  cfg->agent.credentials_file);
+				                  "route %s, host %s: no credentials \"%s\" in %s",
+				                  r->name, r->hosts[j].host, name,
+				                  cfg->agent.credentials_file);
 		}
 	}
 }

@@ -46,8 +46,8 @@ static void test_base64(void)
 
 	test_begin("base64 both ways (RFC 4648 vectors)");
 	static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-	static const char *const enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
-					  "Zm9vYmFy"};
+	static const char *const enc[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+	                                  "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
 	for (size_t i = 0; i < 7; i++) {
 		s = auth_base64(plain[i], strlen(plain[i]));
 		test_assert_str(s, enc[i]);
@@ -67,8 +67,8 @@ static void test_base64(void)
 
 static void test_plain(void)
 {
-	struct auth_client a = {.mech = AUTH_MECH_PLAIN, .user = "tim",
-				.secret = "tanstaaftanstaaf"};
+	struct auth_client a = {
+	    .mech = AUTH_MECH_PLAIN, .user = "tim", .secret = "tanstaaftanstaaf"};
 	const char *err;
 	char *s;
 
@@ -111,8 +111,8 @@ static void test_login(void)
 
 static void test_cram_md5(void)
 {
-	struct auth_client a = {.mech = AUTH_MECH_CRAM_MD5, .user = "tim",
-				.secret = "tanstaaftanstaaf"};
+	struct auth_client a = {
+	    .mech = AUTH_MECH_CRAM_MD5, .user = "tim", .secret = "tanstaaftanstaaf"};
 	const char *ch = "<1896.697170952@postoffice.reston.mci.net>", *err = NULL;
 	char *s;
 
@@ -135,15 +135,16 @@ static void test_cram_md5(void)
 
 static void test_xoauth2(void)
 {
-	struct auth_client a = {.mech = AUTH_MECH_XOAUTH2, .user = "someuser@example.com",
-				.secret = "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg"};
+	struct auth_client a = {.mech = AUTH_MECH_XOAUTH2,
+	                        .user = "someuser@example.com",
+	                        .secret = "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg"};
 	const char *err = NULL;
 	char *s;
 
 	test_begin("XOAUTH2: user=U^Aauth=Bearer T^A^A (Google's example)");
 	s = auth_start(&a);
 	test_assert_str(s, "AUTH XOAUTH2 dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5"
-			   "LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ==");
+	                   "LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ==");
 	auth_secret_free(s);
 	/* an error report as 334: answered with an empty line */
 	s = auth_continue(&a, "eyJzdGF0dXMiOiI0MDEifQ==", &err);
@@ -161,14 +162,12 @@ static void test_choose(void)
 	test_assert(auth_choose(ROUTE_AUTH_ANY, all, false, &err) == AUTH_MECH_CRAM_MD5);
 	test_assert(auth_choose(ROUTE_AUTH_ANY, all, true, &err) == AUTH_MECH_XOAUTH2);
 	test_assert(auth_choose(ROUTE_AUTH_ANY, AUTH_MECH_PLAIN | AUTH_MECH_LOGIN, false, &err) ==
-		    AUTH_MECH_PLAIN);
+	            AUTH_MECH_PLAIN);
 	test_assert(auth_choose(ROUTE_AUTH_ANY, AUTH_MECH_LOGIN, false, &err) == AUTH_MECH_LOGIN);
-	test_assert(auth_choose(ROUTE_AUTH_ANY, AUTH_MECH_XOAUTH2, false, &err) ==
-		    AUTH_MECH_NONE);
+	test_assert(auth_choose(ROUTE_AUTH_ANY, AUTH_MECH_XOAUTH2, false, &err) == AUTH_MECH_NONE);
 	test_assert(auth_choose(ROUTE_AUTH_ANY, AUTH_MECH_PLAIN, true, &err) == AUTH_MECH_NONE);
 	test_assert(auth_choose(ROUTE_AUTH_LOGIN, all, false, &err) == AUTH_MECH_LOGIN);
-	test_assert(auth_choose(ROUTE_AUTH_PLAIN, AUTH_MECH_LOGIN, false, &err) ==
-		    AUTH_MECH_NONE);
+	test_assert(auth_choose(ROUTE_AUTH_PLAIN, AUTH_MECH_LOGIN, false, &err) == AUTH_MECH_NONE);
 	test_assert(auth_choose(ROUTE_AUTH_XOAUTH2, all, false, &err) == AUTH_MECH_NONE);
 	test_assert(auth_choose(ROUTE_AUTH_XOAUTH2, all, true, &err) == AUTH_MECH_XOAUTH2);
 	err = NULL;
@@ -228,10 +227,11 @@ static void test_ehlo(void)
 
 	test_begin("EHLO capabilities");
 	ehlo_parse("mx.example greets you PIPELINING SIZE\nPIPELINING\nsize 35882577\n8BITMIME\n"
-		   "SMTPUTF8\nDSN\nSTARTTLS\nAUTH LOGIN PLAIN XOAUTH2 GSSAPI\nCHUNKING\nENHANCEDSTATUSCODES",
-		   &c);
+	           "SMTPUTF8\nDSN\nSTARTTLS\nAUTH LOGIN PLAIN XOAUTH2 "
+	           "GSSAPI\nCHUNKING\nENHANCEDSTATUSCODES",
+	           &c);
 	test_assert(c.pipelining && c.eightbitmime && c.smtputf8 && c.dsn && c.starttls &&
-		    c.chunking && c.has_size && c.size == 35882577);
+	            c.chunking && c.has_size && c.size == 35882577);
 	test_assert(c.auth == (AUTH_MECH_LOGIN | AUTH_MECH_PLAIN | AUTH_MECH_XOAUTH2));
 	/* the first line is the server's name: its words are no keywords */
 	ehlo_parse("STARTTLS\nAUTH=CRAM-MD5\nSIZE\n8BITMIMEX\nDSNX", &c);
@@ -257,8 +257,7 @@ static struct config_errors errs;
 static struct weir_config *load_creds(const char *text, mode_t mode)
 {
 	const char *path = write_file("creds", text, mode);
-	char *conf = xasprintf("user = \"root\";\nagent = { credentials_file = \"%s\"; };\n",
-			       path);
+	char *conf = xasprintf("user = \"root\";\nagent = { credentials_file = \"%s\"; };\n", path);
 	struct weir_config *cfg;
 
 	config_errors_free(&errs);
@@ -297,17 +296,17 @@ static void test_credentials(void)
 
 	test_begin("credentials file: NAME USER SECRET");
 	cfg = load_creds("# smart hosts\n\nm365 alice@example.com pa ss w0rd  \n"
-			 "  ses\tAKIAEXAMPLE\tsecret#not-a-comment\r\n",
-			 0600);
+	                 "  ses\tAKIAEXAMPLE\tsecret#not-a-comment\r\n",
+	                 0600);
 	test_assert(cfg != NULL);
 	if (cfg != NULL) {
 		test_assert(cfg->agent.ncredentials == 2);
 		c = credential_find(cfg, "m365");
 		test_assert(c != NULL && strcmp(c->user, "alice@example.com") == 0 &&
-			    strcmp(c->secret, "pa ss w0rd") == 0);
+		            strcmp(c->secret, "pa ss w0rd") == 0);
 		c = credential_find(cfg, "ses");
 		test_assert(c != NULL && strcmp(c->user, "AKIAEXAMPLE") == 0 &&
-			    strcmp(c->secret, "secret#not-a-comment") == 0);
+		            strcmp(c->secret, "secret#not-a-comment") == 0);
 		test_assert(credential_find(cfg, "none") == NULL);
 		test_assert(credential_find(cfg, NULL) == NULL);
 	}
@@ -328,8 +327,8 @@ static void test_credentials(void)
 	test_begin("credentials file: refused when group or world readable");
 	cfg = load_creds("m u p\n", 0644);
 	test_assert(cfg == NULL);
-	snprintf(want, sizeof(want), "%s/creds: readable by group or others: run chmod 600 %s/creds",
-		 dir, dir);
+	snprintf(want, sizeof(want),
+	         "%s/creds: readable by group or others: run chmod 600 %s/creds", dir, dir);
 	test_assert(errors_have(want, NULL));
 	cfg = load_creds("m u p\n", 0640);
 	test_assert(cfg == NULL);
@@ -340,7 +339,7 @@ static void test_credentials(void)
 	config_errors_free(&errs);
 	config_errors_init(&errs);
 	cfg = config_load_string("t.conf", "agent = { credentials_file = \"/nonexistent/c\"; };\n",
-				 CONFIG_FOR_MILTER, &errs);
+	                         CONFIG_FOR_MILTER, &errs);
 	test_assert(cfg == NULL);
 	test_assert(errors_have("/nonexistent/c: cannot read", NULL));
 	test_end();

@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,7 +152,7 @@ static int send_message(struct upstream *up, const char *what)
 
 /* host - a route host as routes.c would fill it */
 static struct route_host host(const char *name, const char *port_env, enum route_tls tls,
-			      enum route_auth auth, const char *cred)
+                              enum route_auth auth, const char *cred)
 {
 	struct route_host h = {0};
 
@@ -168,8 +169,8 @@ static struct route_host host(const char *name, const char *port_env, enum route
 }
 
 struct expect {
-	bool ok;             /* the session opens */
-	const char *prefix;  /* the failure line starts with this (when !ok) */
+	bool ok;              /* the session opens */
+	const char *prefix;   /* the failure line starts with this (when !ok) */
 	const char *contains; /* ... and contains this (optional) */
 	enum upstream_failure failure;
 	const char *verified; /* when ok */
@@ -180,7 +181,7 @@ struct expect {
 
 /* run_case - open a session to h and check it against want */
 static void run_case(const char *name, struct weir_config *cfg, const struct route_host *h,
-		     const struct expect *want)
+                     const struct expect *want)
 {
 	struct upstream *up = upstream_new_host(base, dns, cfg, h);
 	size_t mark = nlogs;
@@ -204,7 +205,7 @@ static void run_case(const char *name, struct weir_config *cfg, const struct rou
 	} else {
 		test_assert(res.done && res.failed);
 		test_assert(res.text != NULL &&
-			    strncmp(res.text, want->prefix, strlen(want->prefix)) == 0);
+		            strncmp(res.text, want->prefix, strlen(want->prefix)) == 0);
 		if (want->contains != NULL)
 			test_assert(res.text != NULL && strstr(res.text, want->contains) != NULL);
 		test_assert(upstream_failure(up) == want->failure);
@@ -223,9 +224,9 @@ static struct weir_config *load(bool reject)
 	struct config_errors errs;
 	struct weir_config *cfg;
 	char *text = xasprintf("user = \"root\";\nagent = {\n credentials_file = \"%s\";\n"
-			       " auth_failure = \"%s\";\n connect_timeout = 5;\n"
-			       " command_timeout = 5;\n smarthost = \"127.0.0.1:%s\";\n};\n",
-			       env("CREDS"), reject ? "reject" : "tempfail", env("PORT_PLAIN"));
+	                       " auth_failure = \"%s\";\n connect_timeout = 5;\n"
+	                       " command_timeout = 5;\n smarthost = \"127.0.0.1:%s\";\n};\n",
+	                       env("CREDS"), reject ? "reject" : "tempfail", env("PORT_PLAIN"));
 
 	config_errors_init(&errs);
 	cfg = config_load_string("test.conf", text, CONFIG_FOR_MILTER, &errs);
@@ -244,32 +245,39 @@ static void test_tls_auth(struct weir_config *cfg)
 
 	h = host("localhost", "PORT_STARTTLS", ROUTE_TLS_STARTTLS, ROUTE_AUTH_ANY, "good");
 	run_case("STARTTLS verified, AUTH any -> CRAM-MD5", cfg, &h,
-		 &(struct expect){.ok = true, .tls = true, .verified = "yes", .mech = "CRAM-MD5",
-				  .log = "verified=yes auth=CRAM-MD5"});
+	         &(struct expect){.ok = true,
+	                          .tls = true,
+	                          .verified = "yes",
+	                          .mech = "CRAM-MD5",
+	                          .log = "verified=yes auth=CRAM-MD5"});
 	h.auth = ROUTE_AUTH_PLAIN;
 	run_case("STARTTLS verified, AUTH PLAIN", cfg, &h,
-		 &(struct expect){.ok = true, .tls = true, .verified = "yes", .mech = "PLAIN",
-				  .log = "> AUTH PLAIN <hidden>"});
+	         &(struct expect){.ok = true,
+	                          .tls = true,
+	                          .verified = "yes",
+	                          .mech = "PLAIN",
+	                          .log = "> AUTH PLAIN <hidden>"});
 	h.auth = ROUTE_AUTH_LOGIN;
 	run_case("STARTTLS verified, AUTH LOGIN", cfg, &h,
-		 &(struct expect){.ok = true, .tls = true, .verified = "yes", .mech = "LOGIN"});
+	         &(struct expect){.ok = true, .tls = true, .verified = "yes", .mech = "LOGIN"});
 	h.auth = ROUTE_AUTH_XOAUTH2;
 	h.oauth2_token_file = (char *)env("TOKEN");
 	run_case("STARTTLS verified, AUTH XOAUTH2 (token file)", cfg, &h,
-		 &(struct expect){.ok = true, .tls = true, .verified = "yes", .mech = "XOAUTH2"});
+	         &(struct expect){.ok = true, .tls = true, .verified = "yes", .mech = "XOAUTH2"});
 	h.auth = ROUTE_AUTH_ANY; /* a token file makes "any" XOAUTH2 */
 	run_case("AUTH any with a token file -> XOAUTH2", cfg, &h,
-		 &(struct expect){.ok = true, .tls = true, .verified = "yes", .mech = "XOAUTH2"});
+	         &(struct expect){.ok = true, .tls = true, .verified = "yes", .mech = "XOAUTH2"});
 	h.oauth2_token_file = (char *)env("BADTOKEN");
 	run_case("XOAUTH2 token refused -> 451 4.7.8", cfg, &h,
-		 &(struct expect){.prefix = "451 4.7.8 smart host localhost refused weir's "
-					    "credentials (good in agent.credentials_file): fix them",
-				  .failure = UPF_AUTH});
+	         &(struct expect){.prefix =
+	                              "451 4.7.8 smart host localhost refused weir's "
+	                              "credentials (good in agent.credentials_file): fix them",
+	                          .failure = UPF_AUTH});
 	h.oauth2_token_file = NULL;
 
 	h = host("localhost", "PORT_IMPLICIT", ROUTE_TLS_IMPLICIT, ROUTE_AUTH_PLAIN, "good");
 	run_case("implicit TLS (465-style) verified, AUTH PLAIN", cfg, &h,
-		 &(struct expect){.ok = true, .tls = true, .verified = "yes", .mech = "PLAIN"});
+	         &(struct expect){.ok = true, .tls = true, .verified = "yes", .mech = "PLAIN"});
 }
 
 static void test_failures(struct weir_config *cfg, struct weir_config *cfg_reject)
@@ -280,13 +288,14 @@ static void test_failures(struct weir_config *cfg, struct weir_config *cfg_rejec
 
 	h = host("localhost", "PORT_STARTTLS", ROUTE_TLS_STARTTLS, ROUTE_AUTH_PLAIN, "bad");
 	run_case("wrong password -> 451 4.7.8 (auth_failure tempfail)", cfg, &h,
-		 &(struct expect){.prefix = "451 4.7.8 smart host localhost refused weir's "
-					    "credentials (bad in agent.credentials_file): fix them",
-				  .failure = UPF_AUTH, .log = "535"});
+	         &(struct expect){.prefix = "451 4.7.8 smart host localhost refused weir's "
+	                                    "credentials (bad in agent.credentials_file): fix them",
+	                          .failure = UPF_AUTH,
+	                          .log = "535"});
 	h.auth = ROUTE_AUTH_CRAM_MD5;
 	run_case("wrong password, CRAM-MD5 -> 451 4.7.8", cfg, &h,
-		 &(struct expect){.prefix = "451 4.7.8 smart host localhost refused weir's",
-				  .failure = UPF_AUTH});
+	         &(struct expect){.prefix = "451 4.7.8 smart host localhost refused weir's",
+	                          .failure = UPF_AUTH});
 
 	test_begin("wrong password, auth_failure reject: the server's 535 handed up");
 	h.auth = ROUTE_AUTH_PLAIN;
@@ -301,44 +310,48 @@ static void test_failures(struct weir_config *cfg, struct weir_config *cfg_rejec
 
 	h = host("localhost", "PORT_WRONGNAME", ROUTE_TLS_STARTTLS, ROUTE_AUTH_PLAIN, "good");
 	run_case("certificate for another name -> 451 4.7.5", cfg, &h,
-		 &(struct expect){.prefix = "451 4.7.5 TLS with smart host localhost failed: ",
-				  .contains = "hostname mismatch", .failure = UPF_TLS});
+	         &(struct expect){.prefix = "451 4.7.5 TLS with smart host localhost failed: ",
+	                          .contains = "hostname mismatch",
+	                          .failure = UPF_TLS});
 	h = host("127.0.0.1", "PORT_STARTTLS", ROUTE_TLS_STARTTLS, ROUTE_AUTH_PLAIN, "good");
 	run_case("IP address not in the certificate -> 451 4.7.5", cfg, &h,
-		 &(struct expect){.prefix = "451 4.7.5 TLS with smart host 127.0.0.1 failed: ",
-				  .contains = "IP address mismatch", .failure = UPF_TLS});
+	         &(struct expect){.prefix = "451 4.7.5 TLS with smart host 127.0.0.1 failed: ",
+	                          .contains = "IP address mismatch",
+	                          .failure = UPF_TLS});
 	h = host("localhost", "PORT_STARTTLS", ROUTE_TLS_STARTTLS, ROUTE_AUTH_PLAIN, "good");
 	h.ca_file = NULL; /* the system store does not know the test CA */
 	run_case("unknown CA -> 451 4.7.5", cfg, &h,
-		 &(struct expect){.prefix = "451 4.7.5 TLS with smart host localhost failed: ",
-				  .contains = "certificate verification failed", .failure = UPF_TLS});
+	         &(struct expect){.prefix = "451 4.7.5 TLS with smart host localhost failed: ",
+	                          .contains = "certificate verification failed",
+	                          .failure = UPF_TLS});
 	h = host("localhost", "PORT_WRONGNAME", ROUTE_TLS_STARTTLS, ROUTE_AUTH_PLAIN, "good");
 	h.verify = false;
-	run_case("verify = false: session opens, logged NOT verified", cfg, &h,
-		 &(struct expect){.ok = true, .tls = true, .verified = "no", .mech = "PLAIN",
-				  .log = "NOT verified"});
+	run_case(
+	    "verify = false: session opens, logged NOT verified", cfg, &h,
+	    &(struct expect){
+	        .ok = true, .tls = true, .verified = "no", .mech = "PLAIN", .log = "NOT verified"});
 	h = host("localhost", "PORT_PLAIN", ROUTE_TLS_STARTTLS, ROUTE_AUTH_NONE, NULL);
 	run_case("STARTTLS required, not offered -> 451 4.7.5", cfg, &h,
-		 &(struct expect){.prefix = "451 4.7.5 TLS with smart host localhost failed: ",
-				  .contains = "does not offer STARTTLS", .failure = UPF_TLS});
+	         &(struct expect){.prefix = "451 4.7.5 TLS with smart host localhost failed: ",
+	                          .contains = "does not offer STARTTLS",
+	                          .failure = UPF_TLS});
 	h = host("localhost", "PORT_PLAIN", ROUTE_TLS_MAY, ROUTE_AUTH_PLAIN, "good");
-	run_case("\"may\" without STARTTLS and credentials: no AUTH in clear -> 451 4.7.8", cfg,
-		 &h,
-		 &(struct expect){.prefix = "451 4.7.8 smart host localhost: weir sends AUTH only "
-					    "over TLS",
-				  .failure = UPF_AUTH});
+	run_case("\"may\" without STARTTLS and credentials: no AUTH in clear -> 451 4.7.8", cfg, &h,
+	         &(struct expect){.prefix = "451 4.7.8 smart host localhost: weir sends AUTH only "
+	                                    "over TLS",
+	                          .failure = UPF_AUTH});
 	h = host("localhost", "PORT_STARTTLS", ROUTE_TLS_STARTTLS, ROUTE_AUTH_PLAIN, "nosuch");
 	run_case("credentials NAME missing -> 451 4.7.8", cfg, &h,
-		 &(struct expect){.prefix = "451 4.7.8 smart host localhost: no credentials nosuch",
-				  .failure = UPF_AUTH});
+	         &(struct expect){.prefix = "451 4.7.8 smart host localhost: no credentials nosuch",
+	                          .failure = UPF_AUTH});
 	h = host("localhost", "PORT_CLOSED", ROUTE_TLS_STARTTLS, ROUTE_AUTH_NONE, NULL);
 	run_case("connection refused -> 451 4.4.1, UPF_CONNECT", cfg, &h,
-		 &(struct expect){.prefix = "451 4.4.1 smart host localhost unreachable",
-				  .failure = UPF_CONNECT});
+	         &(struct expect){.prefix = "451 4.4.1 smart host localhost unreachable",
+	                          .failure = UPF_CONNECT});
 	h = host("127.0.0.1", "PORT_PLAIN", ROUTE_TLS_IMPLICIT, ROUTE_AUTH_NONE, NULL);
 	run_case("implicit TLS to a plain server -> 451 4.7.5", cfg, &h,
-		 &(struct expect){.prefix = "451 4.7.5 TLS with smart host 127.0.0.1 failed: ",
-				  .failure = UPF_TLS});
+	         &(struct expect){.prefix = "451 4.7.5 TLS with smart host 127.0.0.1 failed: ",
+	                          .failure = UPF_TLS});
 }
 
 static void test_may(struct weir_config *cfg)
@@ -350,17 +363,23 @@ static void test_may(struct weir_config *cfg)
 
 	h = host("localhost", "PORT_PLAIN", ROUTE_TLS_MAY, ROUTE_AUTH_NONE, NULL);
 	run_case("\"may\", server without STARTTLS: clear", cfg, &h,
-		 &(struct expect){.ok = true, .tls = false, .verified = "not-required",
-				  .mech = "none", .log = "tls=none verified=not-required auth=none"});
+	         &(struct expect){.ok = true,
+	                          .tls = false,
+	                          .verified = "not-required",
+	                          .mech = "none",
+	                          .log = "tls=none verified=not-required auth=none"});
 	h = host("localhost", "PORT_STARTTLS", ROUTE_TLS_MAY, ROUTE_AUTH_PLAIN, "good");
 	h.ca_file = NULL; /* "may" does not verify: an unknown CA is fine */
-	run_case("\"may\" with STARTTLS offered: TLS, not verified, AUTH", cfg, &h,
-		 &(struct expect){.ok = true, .tls = true, .verified = "not-required",
-				  .mech = "PLAIN"});
+	run_case(
+	    "\"may\" with STARTTLS offered: TLS, not verified, AUTH", cfg, &h,
+	    &(struct expect){.ok = true, .tls = true, .verified = "not-required", .mech = "PLAIN"});
 	h = host("127.0.0.1", "PORT_BROKEN", ROUTE_TLS_MAY, ROUTE_AUTH_NONE, NULL);
 	run_case("\"may\", failed handshake: once more in clear, logged", cfg, &h,
-		 &(struct expect){.ok = true, .tls = false, .verified = "not-required",
-				  .mech = "none", .log = "connecting again without TLS"});
+	         &(struct expect){.ok = true,
+	                          .tls = false,
+	                          .verified = "not-required",
+	                          .mech = "none",
+	                          .log = "connecting again without TLS"});
 
 	test_begin("legacy upstream_new: agent.smarthost, tls may, no AUTH");
 	mark = nlogs;
@@ -392,8 +411,8 @@ static void test_no_secret(void)
 		snprintf(mid, sizeof(mid), "%.8s", plain + 12);
 		for (size_t i = 0; i < nlogs; i++) {
 			bool leak = strstr(logs[i], s) || strstr(logs[i], b64) ||
-				    strstr(logs[i], plain) || strstr(logs[i], xo) ||
-				    strstr(logs[i], mid);
+			            strstr(logs[i], plain) || strstr(logs[i], xo) ||
+			            strstr(logs[i], mid);
 			if (leak)
 				fprintf(stderr, "  leaked: %s\n", logs[i]);
 			test_assert(!leak);
@@ -412,6 +431,7 @@ int main(void)
 	struct weir_config *cfg, *cfg_reject;
 	const char *err;
 
+	signal(SIGPIPE, SIG_IGN); /* as weir-agent: a peer gone is an error, not a signal */
 	log_open("test-upstream", true, "mail");
 	log_set_level(LOG_LEVEL_DEBUG);
 	log_set_hook(log_hook);
