@@ -300,3 +300,31 @@ route_show_has() {
 	route_show
 	return 1
 }
+
+# agent_have FEATURE: like agent_need, but only says whether it is built
+agent_have() {
+	(agent_need "$1" x >/dev/null 2>&1) # it_skip exits the subshell with 77
+}
+
+# agent_partial WHAT: part of this test could not run (WHAT not built
+# yet); agent_end then exits 77 with "not built yet: WHAT" instead of 0
+AGENT_PARTIAL=
+agent_partial() {
+	it_say "not built yet: $1 (those checks are left out)"
+	AGENT_PARTIAL="${AGENT_PARTIAL:+$AGENT_PARTIAL; }$1"
+}
+
+# agent_end: it_end, except that a test that passed with parts left out
+# (agent_partial) is a skip
+agent_end() {
+	if [ "$IT_FAILS" = 0 ] && [ -n "$AGENT_PARTIAL" ]; then
+		it_say "the $IT_CHECKS checks that ran passed"
+		it_skip "not built yet: $AGENT_PARTIAL"
+	fi
+	it_end
+}
+
+# quiet CMD...: run CMD with its standard output thrown away
+quiet() {
+	"$@" >/dev/null
+}
