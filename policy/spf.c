@@ -604,7 +604,7 @@ static bool is_spf_answer(const SPF_dns_rr_t *rr)
 {
 	for (int i = 0; rr->herrno == NETDB_SUCCESS && i < rr->num_rr; i++)
 		if (strncasecmp(rr->rr[i]->txt, "v=spf1", 6) == 0 &&
-		    (rr->rr[i]->txt[6] == ' ' || rr->rr[i]->txt[6] == '\0'))
+		    strchr(" ", rr->rr[i]->txt[6]) != NULL) /* ' ' or the end */
 			return true;
 	return false;
 }
@@ -903,8 +903,6 @@ static void set_outcome(struct spf_outcome *out, enum spf_result r, const char *
 	out->reason = reason != NULL ? xstrdup(reason) : NULL;
 }
 
-/* check_inputs - weir's own limits on what reaches libspf2; -1 with *out
- * set when the identity is refused */
 /* multi_label - a domain SPF can be checked for (RFC 7208 4.3): letters,
  * digits, '-' and '_' in two or more non-empty labels, one trailing dot
  * allowed; an address literal, a bare word or a U-label is none */
@@ -931,6 +929,8 @@ static bool multi_label(const char *d)
 	return label > 0 && dots > 0;
 }
 
+/* check_inputs - weir's own limits on what reaches libspf2; -1 with *out
+ * set when the identity is refused */
 static int check_inputs(const char *helo, const char *sender, struct spf_outcome *out)
 {
 	const char *at = sender != NULL ? strrchr(sender, '@') : NULL;
@@ -1013,8 +1013,6 @@ static char *copy_text(const char *s)
 	return c;
 }
 
-/* query - SPF_request_query_mailfrom; -1 when libspf2 gave up with an
- * internal error (see the head comment: *resp_r is then abandoned) */
 /* query_mailfrom - what SPF_request_query_mailfrom does, without its
  * "free ride" for loopback clients: libspf2 answers pass for any
  * 127.0.0.0/8 or ::1 client without looking at the record. weir decides
@@ -1043,6 +1041,8 @@ static SPF_errcode_t query_mailfrom(SPF_request_t *req, SPF_response_t **resp_r)
 	return err;
 }
 
+/* query - query_mailfrom; -1 when libspf2 gave up with an
+ * internal error (see the head comment: *resp_r is then abandoned) */
 static int query(SPF_request_t *req, SPF_response_t **resp_r, SPF_errcode_t *err_r)
 {
 	sigjmp_buf escape;
