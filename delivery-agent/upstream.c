@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "delivery-agent/tls.h"
@@ -207,6 +208,43 @@ struct upstream *upstream_new(struct event_base *base, struct dns *dns, struct w
 	return up;
 }
 
+/* quit_now - best effort QUIT without waiting: the socket is writable
+ * and nothing is queued, so the few bytes go out at once. Through TLS
+ * the record is made by SSL_write; for a filter (STARTTLS) it lands in
+ * the connection's output buffer, whose start libevent keeps frozen for
+ * its own writer (no copyout, no evbuffer_write), so it is peeked at and
+ * sent by hand. */
+static void quit_now(struct upstream *up)
+{
+	struct bufferevent *under = bufferevent_get_underlying(up->bev);
+	struct evbuffer *out = under != NULL ? bufferevent_get_output(under) : NULL;
+	struct evbuffer_iovec v[4];
+	struct iovec iov[4];
+	struct msghdr mh = {.msg_iov = iov};
+	ssize_t w;
+	int n;
+
+	if (up->ssl == NULL) {
+		w = send(bufferevent_getfd(up->bev), "QUIT\r\n", 6, MSG_NOSIGNAL);
+		(void)w;
+		return;
+	}
+	if (out != NULL && evbuffer_get_length(out) > 0)
+		return; /* a record half sent: do not interleave */
+	if (SSL_write(up->ssl, "QUIT\r\n", 6) != 6 || out == NULL)
+		return; /* a socket bufferevent: SSL_write sent it */
+	n = evbuffer_peek(out, -1, NULL, v, 4);
+	if (n < 1 || n > 4)
+		return;
+	for (int i = 0; i < n; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	mh.msg_iovlen = (size_t)n;
+	w = sendmsg(bufferevent_getfd(under), &mh, MSG_NOSIGNAL);
+	(void)w;
+}
+
 /* upstream_free - QUIT when idle, close, free */
 void upstream_free(struct upstream *up)
 {
@@ -215,19 +253,8 @@ void upstream_free(struct upstream *up)
 	if (up->query != NULL)
 		dns_cancel(up->query);
 	if (up->bev != NULL && up->state == UP_READY &&
-	    evbuffer_get_length(bufferevent_get_output(up->bev)) == 0) {
-		/* Best effort, without waiting: the socket is writable and
-		 * empty, so QUIT goes out at once (through TLS when on). */
-		evutil_socket_t fd = bufferevent_getfd(up->bev);
-		struct bufferevent *under = bufferevent_get_underlying(up->bev);
-		if (up->ssl == NULL) {
-			ssize_t n = send(fd, "QUIT\r\n", 6, MSG_NOSIGNAL);
-			(void)n;
-		} else if (SSL_write(up->ssl, "QUIT\r\n", 6) == 6 && under != NULL) {
-			/* a filter: the record is in the connection's buffer */
-			evbuffer_write(bufferevent_get_output(under), bufferevent_getfd(under));
-		}
-	}
+	    evbuffer_get_length(bufferevent_get_output(up->bev)) == 0)
+		quit_now(up);
 	up_forget_auth(up);
 	up_close(up);
 	event_free(up->timer);

@@ -28,7 +28,7 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$work"
+	[ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -49,6 +49,8 @@ mkcert wrong.example "DNS:wrong.example" || { echo "openssl failed"; exit 1; }
 free_port() {
 	$py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+export TLS_SMARTHOST_LOG=1 # the servers log each command: QUIT is checked below
 
 # start MODE CERT: a server on a free port; its port in $port
 start() {
@@ -88,6 +90,13 @@ n=$(ls "$work"/msg-*/ 2>/dev/null | grep -c '\.eml$')
 echo "messages stored by the smart hosts: $n"
 if [ $rc -eq 0 ] && [ "$n" -lt 5 ]; then
 	echo "FAIL: expected at least 5 messages at the smart hosts"
+	rc=1
+fi
+# a session freed while idle says QUIT, through TLS too
+quits=$(cat "$work/starttls-localhost.out" "$work/implicit-localhost.out" | grep -c ">> b'QUIT'")
+echo "QUIT received over TLS: $quits"
+if [ $rc -eq 0 ] && [ "$quits" -lt 5 ]; then
+	echo "FAIL: expected QUIT at the end of the TLS sessions"
 	rc=1
 fi
 if [ $rc -ne 0 ]; then

@@ -40,6 +40,10 @@ def parse_args():
 
 
 ARGS = parse_args()
+if os.environ.get("TLS_SMARTHOST_LOG"):
+    # aiosmtpd's own log (every command, never AUTH responses) to stderr
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
 COUNT = [0]
 
 
