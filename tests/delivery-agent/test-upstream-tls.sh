@@ -3,10 +3,11 @@
 # against real TLS + AUTH smart hosts (aiosmtpd, tls-smarthost.py).
 #
 # Makes a throwaway CA and two server certificates with openssl (one for
-# localhost, one for wrong.example), starts five servers on free loopback
-# ports (STARTTLS+AUTH, implicit TLS+AUTH, plain, broken STARTTLS, STARTTLS
-# with the wrong name), then runs tests/delivery-agent/test-upstream, which
-# opens sessions through upstream_new_host and checks the outcomes.
+# localhost, one for wrong.example), starts six servers on free loopback
+# ports (STARTTLS+AUTH, implicit TLS+AUTH, plain, AUTH without TLS,
+# broken STARTTLS, STARTTLS with the wrong name), then runs
+# tests/delivery-agent/test-upstream, which opens sessions through
+# upstream_new_host and checks the outcomes.
 # Skipped (77) without python3-aiosmtpd or openssl.
 set -u
 srcdir=${srcdir:-.}
@@ -72,6 +73,7 @@ start() {
 start starttls localhost; export PORT_STARTTLS=$port
 start implicit localhost; export PORT_IMPLICIT=$port
 start plain localhost; export PORT_PLAIN=$port
+start plainauth localhost; export PORT_PLAINAUTH=$port
 start brokentls localhost; export PORT_BROKEN=$port
 start starttls wrong.example; export PORT_WRONGNAME=$port
 export PORT_CLOSED=$(free_port)

@@ -1,6 +1,6 @@
 /* test-upstream - upstream sessions with TLS and AUTH against real smart
  * hosts (run by test-upstream-tls.sh, which starts them and sets the
- * environment: PORT_STARTTLS, PORT_IMPLICIT, PORT_PLAIN, PORT_BROKEN,
+ * environment: PORT_STARTTLS, PORT_IMPLICIT, PORT_PLAIN, PORT_PLAINAUTH, PORT_BROKEN,
  * PORT_WRONGNAME, PORT_CLOSED, CA_FILE, CREDS, TOKEN, BADTOKEN, SECRETS).
  *
  * Each case fills a struct route_host as policy/routes.c would, opens a
@@ -340,6 +340,15 @@ static void test_failures(struct weir_config *cfg, struct weir_config *cfg_rejec
 	         &(struct expect){.prefix = "451 4.7.8 smart host localhost: weir sends AUTH only "
 	                                    "over TLS",
 	                          .failure = UPF_AUTH});
+	h = host("localhost", "PORT_PLAINAUTH", ROUTE_TLS_MAY, ROUTE_AUTH_PLAIN, "good");
+	run_case("\"may\", AUTH offered in clear: still no AUTH in clear -> 451 4.7.8", cfg, &h,
+	         &(struct expect){.prefix = "451 4.7.8 smart host localhost: weir sends AUTH only "
+	                                    "over TLS",
+	                          .failure = UPF_AUTH});
+	h.tls = ROUTE_TLS_NONE;
+	run_case("tls = \"none\" written: AUTH in clear allowed", cfg, &h,
+	         &(struct expect){
+	             .ok = true, .tls = false, .verified = "not-required", .mech = "PLAIN"});
 	h = host("localhost", "PORT_STARTTLS", ROUTE_TLS_STARTTLS, ROUTE_AUTH_PLAIN, "nosuch");
 	run_case("credentials NAME missing -> 451 4.7.8", cfg, &h,
 	         &(struct expect){.prefix = "451 4.7.8 smart host localhost: no credentials nosuch",

@@ -5,6 +5,7 @@ usage: tls-smarthost.py MODE PORT [options]
 MODE: starttls   STARTTLS offered and required before AUTH and MAIL (aiosmtpd)
       implicit   TLS from the first byte, as on port 465 (aiosmtpd)
       plain      no TLS, no AUTH (aiosmtpd)
+      plainauth  no TLS, AUTH offered in clear (aiosmtpd)
       brokentls  offers STARTTLS, answers 220, then speaks garbage instead of
                  a TLS handshake; a connection that does not send STARTTLS
                  gets a plain working session (raw sockets)
@@ -28,7 +29,7 @@ import time
 
 def parse_args():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["starttls", "implicit", "plain", "brokentls"])
+    p.add_argument("mode", choices=["starttls", "implicit", "plain", "plainauth", "brokentls"])
     p.add_argument("port", type=int)
     p.add_argument("--cert")
     p.add_argument("--key")
@@ -111,6 +112,8 @@ def run_aiosmtpd():
             # auth_require_tls (AUTH would not be offered): the whole
             # connection is TLS anyway
             kwargs = dict(ssl_context=ctx, auth_require_tls=False, **auth)
+    elif ARGS.mode == "plainauth":
+        kwargs = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
     ctl = Controller(Handler(), hostname="127.0.0.1", port=ARGS.port,
                      server_hostname="tls-smarthost.test", **kwargs)
     ctl.start()
