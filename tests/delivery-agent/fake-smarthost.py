@@ -1,22 +1,37 @@
 #!/usr/bin/python3
 """fake-smarthost - an SMTP server for test-relay that misbehaves on purpose.
 
-usage: fake-smarthost.py PORT MODE [MSGFILE]
+usage: fake-smarthost.py [ADDR:]PORT MODE[,FLAG...] [MSGFILE]
 MODE: ok       normal server
       greet421 answers the greeting with 421 and closes
       dropdata closes the connection after reading the message, no reply
       silent   accepts the connection and never says anything
       silentdata  never answers the final dot
+      data451  answers the final dot with 451
+FLAG: dsn      advertises DSN and SMTPUTF8
+      no8bit   does not advertise 8BITMIME
 Per recipient (local part): t450* -> 450 4.2.0, r550* -> 550 5.1.1.
 Prints "ready" on stdout once listening; writes each received message
-(still dot-stuffed, as sent) to MSGFILE."""
+(still dot-stuffed, as sent) to MSGFILE, and appends every command line
+it receives to MSGFILE.cmds (one per line) and one line per message
+("MESSAGE <rcpts>") to MSGFILE.log."""
 import socket
 import sys
 import threading
 
 
-def session(conn, mode):
+lock = threading.Lock()
+
+
+def note(suffix, line):
+    if len(sys.argv) > 3:
+        with lock, open(sys.argv[3] + suffix, "a") as out:
+            out.write(line + "\n")
+
+
+def session(conn, mode, flags):
     f = conn.makefile("rwb")
+    rcpts = []
 
     def say(line):
         f.write((line + "\r\n").encode())
@@ -33,16 +48,22 @@ def session(conn, mode):
         line = f.readline()
         if not line:
             return
-        cmd = line.decode("latin-1").rstrip("\r\n")
+        cmd = line.decode("utf-8", "replace").rstrip("\r\n")
         verb = cmd[:4].upper()
+        note(".cmds", cmd)
         if verb == "EHLO":
             say("250-fake.test")
             say("250-PIPELINING")
-            say("250-8BITMIME")
+            if "no8bit" not in flags:
+                say("250-8BITMIME")
+            if "dsn" in flags:
+                say("250-DSN")
+                say("250-SMTPUTF8")
             say("250 SIZE 10000000")
         elif verb == "HELO":
             say("250 fake.test")
         elif verb == "MAIL":
+            rcpts = []
             say("250 2.1.0 Ok")
         elif verb == "RCPT":
             addr = cmd[cmd.find("<") + 1:cmd.rfind(">")]
@@ -51,6 +72,7 @@ def session(conn, mode):
             elif addr.startswith("r550"):
                 say("550 5.1.1 <%s>: Recipient address rejected" % addr)
             else:
+                rcpts.append(addr)
                 say("250 2.1.5 Ok")
         elif verb == "DATA":
             say("354 go ahead")
@@ -70,6 +92,10 @@ def session(conn, mode):
             if mode == "silentdata":
                 conn.recv(1)
                 return
+            if mode == "data451":
+                say("451 4.3.0 fake: try again later")
+                continue
+            note(".log", "MESSAGE " + " ".join(rcpts))
             say("250 2.0.0 Ok: queued as FAKE1")
         elif verb == "RSET" or verb == "NOOP":
             say("250 2.0.0 Ok")
@@ -81,15 +107,19 @@ def session(conn, mode):
 
 
 def main():
-    port, mode = int(sys.argv[1]), sys.argv[2]
+    addr, _, port = sys.argv[1].rpartition(":")
+    port = int(port)
+    modes = sys.argv[2].split(",")
+    mode, flags = modes[0], set(modes[1:])
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port))
+    srv.bind((addr or "127.0.0.1", port))
     srv.listen(16)
     print("ready", flush=True)
     while True:
         conn, _ = srv.accept()
-        t = threading.Thread(target=lambda c=conn: (session(c, mode), c.close()), daemon=True)
+        t = threading.Thread(target=lambda c=conn: (session(c, mode, flags), c.close()),
+                             daemon=True)
         t.start()
 
 

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,15 @@ struct env {
 	int lmtp_port, up_port;
 	pid_t fake, agent;
 };
+
+/* More fake upstreams (routes, failover, weights, MX) */
+struct fake {
+	pid_t pid;
+	char listen[48]; /* ADDR:PORT */
+	char msgfile[160];
+};
+
+static const char *top_extra = ""; /* top-level settings of the next agent */
 
 /* free_port - a loopback TCP port nobody listens on right now */
 static int free_port(void)
@@ -95,11 +105,12 @@ static void start_agent(struct env *e, const char *extra)
 	int fd;
 
 	fprintf(f,
-		"user = \"nobody\";\nhostname = \"agent.test\";\nlog_level = \"debug\";\n"
+		"user = \"nobody\";\nhostname = \"agent.test\";\nlog_level = \"debug\";\n%s\n"
 		"agent = {\n lmtp_listen = (\"inet:%d@127.0.0.1\");\n pid_file = \"\";\n"
+		" state_file = \"%s/state\";\n"
 		" smarthost = \"[127.0.0.1]:%d\";\n connect_timeout = \"2s\";\n"
 		" command_timeout = \"2s\";\n data_timeout = \"2s\";\n %s\n};\n",
-		e->lmtp_port, e->up_port, extra ? extra : "");
+		top_extra, e->lmtp_port, e->dir, e->up_port, extra ? extra : "");
 	fclose(f);
 	e->agent = fork();
 	if (e->agent == 0) {
@@ -115,17 +126,24 @@ static void start_agent(struct env *e, const char *extra)
 		close(fd); /* the agent logs a connect and disconnect: harmless */
 }
 
-/* setup - fresh directory, ports; fake in mode (NULL = none) */
-static void setup(struct env *e, const char *mode, const char *extra)
+/* env_init - a fresh directory and ports; nothing started */
+static void env_init(struct env *e)
 {
 	memset(e, 0, sizeof(*e));
 	snprintf(e->dir, sizeof(e->dir), "/tmp/weir-test-relay.XXXXXX");
 	if (mkdtemp(e->dir) == NULL)
 		exit(1);
+	chmod(e->dir, 0777); /* the agent writes its state file as nobody */
 	snprintf(e->conf, sizeof(e->conf), "%s/weir.conf", e->dir);
 	snprintf(e->msgfile, sizeof(e->msgfile), "%s/msg", e->dir);
 	e->lmtp_port = free_port();
 	e->up_port = free_port();
+}
+
+/* setup - fresh directory, ports; fake in mode (NULL = none) */
+static void setup(struct env *e, const char *mode, const char *extra)
+{
+	env_init(e);
 	if (mode != NULL)
 		start_fake(e, mode);
 	start_agent(e, extra);
@@ -193,8 +211,17 @@ static const char *reply(int fd, char *buf, size_t size)
 /* cmd - send a line, read the reply */
 static const char *cmd(int fd, const char *line, char *buf, size_t size)
 {
-	if (write(fd, line, strlen(line)) < 0 || write(fd, "\r\n", 2) < 0)
+	size_t n = strlen(line);
+	char *out = malloc(n + 2);
+
+	/* one write: a separate CRLF would wait for a delayed ACK (Nagle) */
+	memcpy(out, line, n);
+	memcpy(out + n, "\r\n", 2);
+	if (write(fd, out, n + 2) < 0) {
+		free(out);
 		return "(write failed)";
+	}
+	free(out);
 	return reply(fd, buf, size);
 }
 
@@ -429,6 +456,488 @@ static void test_shutdown(void)
 	test_end();
 }
 
+
+/* fake_start - one more fake upstream on listen ("ADDR:PORT" or a port)
+ * in mode; its files are DIR/name, DIR/name.cmds, DIR/name.log */
+static void fake_start(struct env *e, struct fake *f, const char *listen, const char *mode,
+		       const char *name)
+{
+	const char *srcdir = getenv("srcdir") ? getenv("srcdir") : ".";
+	char script[512], addr[48];
+	int port;
+
+	snprintf(script, sizeof(script), "%s/tests/delivery-agent/fake-smarthost.py", srcdir);
+	snprintf(f->listen, sizeof(f->listen), "%s", listen);
+	snprintf(f->msgfile, sizeof(f->msgfile), "%s/%s", e->dir, name);
+	f->pid = fork();
+	if (f->pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		execl("/usr/bin/python3", "python3", script, f->listen, mode, f->msgfile,
+		      (char *)NULL);
+		_exit(127);
+	}
+	snprintf(addr, sizeof(addr), "%s", listen);
+	port = atoi(strrchr(addr, ':') ? strrchr(addr, ':') + 1 : addr);
+	if (strchr(addr, ':') != NULL && strncmp(addr, "127.0.0.1:", 10) != 0) {
+		usleep(500000); /* not on 127.0.0.1: no probe, just wait */
+		return;
+	}
+	int fd = tcp_connect(port, 100);
+	if (fd < 0)
+		fprintf(stderr, "fake %s did not start\n", listen);
+	else
+		close(fd);
+}
+
+static void fake_stop(struct fake *f)
+{
+	if (f->pid > 0) {
+		kill(f->pid, SIGKILL);
+		waitpid(f->pid, NULL, 0);
+		f->pid = 0;
+	}
+}
+
+/* count_lines - lines of path that start with prefix (0 if no file) */
+static int count_lines(const char *path, const char *prefix)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	int n = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, prefix, strlen(prefix)) == 0)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* file_has - does the file at path (plus suffix) contain text */
+static bool file_has(const char *path, const char *suffix, const char *text)
+{
+	char name[256], buf[65536];
+	FILE *f;
+	size_t n;
+
+	snprintf(name, sizeof(name), "%s%s", path, suffix);
+	if ((f = fopen(name, "r")) == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return strstr(buf, text) != NULL;
+}
+
+/* send_one - a whole LMTP transaction with one recipient; returns the
+ * reply after the data in b */
+static const char *send_one(int fd, const char *from, const char *to, char *b, size_t size)
+{
+	char line[600];
+
+	snprintf(line, sizeof(line), "MAIL FROM:<%s>", from);
+	if (strncmp(cmd(fd, line, b, size), "250", 3) != 0)
+		return b;
+	snprintf(line, sizeof(line), "RCPT TO:<%s>", to);
+	if (strncmp(cmd(fd, line, b, size), "250", 3) != 0)
+		return b;
+	if (strncmp(cmd(fd, "DATA", b, size), "354", 3) != 0)
+		return b;
+	return cmd(fd, "Subject: t\r\n\r\nbody\r\n.", b, size);
+}
+
+static void test_failover(void)
+{
+	struct env e;
+	struct fake ok, g;
+	char b[1024], extra[1024], want[256], state[256], l1[32], l2[32];
+	int dead = free_port(), okport, gport, fd;
+
+	test_begin("failover: a refusing host is marked down, the next one used");
+	env_init(&e);
+	okport = free_port();
+	snprintf(l1, sizeof(l1), "127.0.0.1:%d", okport);
+	fake_start(&e, &ok, l1, "ok", "ok");
+	snprintf(extra, sizeof(extra),
+		 " routes = ( { name = \"main\"; hosts = (\n"
+		 "   { host = \"127.0.0.1\"; port = %d; },\n"
+		 "   { host = \"127.0.0.1\"; port = %d; priority = 1; } ); } );",
+		 dead, okport);
+	start_agent(&e, extra);
+	fd = session(&e);
+	snprintf(want, sizeof(want), "250 2.0.0 <b@y.test> relayed to 127.0.0.1[127.0.0.1]:%d",
+		 okport);
+	PREFIX(send_one(fd, "a@x.test", "b@y.test", b, sizeof(b)), want);
+	PREFIX(send_one(fd, "a@x.test", "b@y.test", b, sizeof(b)), want);
+	snprintf(state, sizeof(state), "%s.log", ok.msgfile);
+	test_assert(count_lines(state, "MESSAGE") == 2);
+	/* health: the refusing host is down, in the state file */
+	snprintf(state, sizeof(state), "%s/state", e.dir);
+	snprintf(want, sizeof(want), "id=127.0.0.1:%d state=down", dead);
+	test_assert(file_has(state, "", want));
+	snprintf(want, sizeof(want), "id=127.0.0.1:%d state=up", okport);
+	test_assert(file_has(state, "", want));
+	PREFIX(cmd(fd, "QUIT", b, sizeof(b)), "221");
+	close(fd);
+	fake_stop(&ok);
+	teardown(&e);
+	test_end();
+
+	test_begin("failover: a host greeting 421 is skipped; all down: still tried");
+	env_init(&e);
+	gport = free_port();
+	snprintf(l1, sizeof(l1), "127.0.0.1:%d", gport);
+	fake_start(&e, &g, l1, "greet421", "g");
+	okport = free_port();
+	snprintf(l2, sizeof(l2), "127.0.0.1:%d", okport);
+	fake_start(&e, &ok, l2, "ok", "ok");
+	snprintf(extra, sizeof(extra),
+		 " routes = ( { name = \"two\"; hosts = (\n"
+		 "   { host = \"127.0.0.1\"; port = %d; },\n"
+		 "   { host = \"127.0.0.1\"; port = %d; priority = 1; } ); } );",
+		 gport, okport);
+	start_agent(&e, extra);
+	fd = session(&e);
+	snprintf(want, sizeof(want), "250 2.0.0 <b@y.test> relayed to 127.0.0.1[127.0.0.1]:%d",
+		 okport);
+	PREFIX(send_one(fd, "a@x.test", "b@y.test", b, sizeof(b)), want);
+	/* the good one goes away too: both down, both tried, 4xx */
+	fake_stop(&ok);
+	PREFIX(send_one(fd, "a@x.test", "b@y.test", b, sizeof(b)), "451 4.4.");
+	/* it is back: the host that recovers first is tried anyway */
+	fake_start(&e, &ok, l2, "ok", "ok");
+	PREFIX(send_one(fd, "a@x.test", "b@y.test", b, sizeof(b)), "250 2.0.0");
+	close(fd);
+	fake_stop(&g);
+	fake_stop(&ok);
+	teardown(&e);
+	test_end();
+}
+
+static void test_weights(void)
+{
+	struct env e;
+	struct fake a, b2;
+	char b[1024], extra[1024], la[32], lb[32], path[200];
+	int fd, pa = free_port(), pb, na, nb;
+
+	test_begin("weights 3:1 over 1000 messages: 750:250 within 2%");
+	env_init(&e);
+	snprintf(la, sizeof(la), "127.0.0.1:%d", pa);
+	fake_start(&e, &a, la, "ok", "a");
+	pb = free_port();
+	snprintf(lb, sizeof(lb), "127.0.0.1:%d", pb);
+	fake_start(&e, &b2, lb, "ok", "b");
+	snprintf(extra, sizeof(extra),
+		 " routes = ( { name = \"bal\"; hosts = (\n"
+		 "   { host = \"127.0.0.1\"; port = %d; weight = 3; },\n"
+		 "   { host = \"127.0.0.1\"; port = %d; weight = 1; } ); } );",
+		 pa, pb);
+	start_agent(&e, extra);
+	fd = session(&e);
+	for (int i = 0; i < 1000; i++)
+		PREFIX(send_one(fd, "a@x.test", "b@y.test", b, sizeof(b)), "250 2.0.0");
+	close(fd);
+	snprintf(path, sizeof(path), "%s.log", a.msgfile);
+	na = count_lines(path, "MESSAGE");
+	snprintf(path, sizeof(path), "%s.log", b2.msgfile);
+	nb = count_lines(path, "MESSAGE");
+	fprintf(stderr, "weights 3:1: %d:%d\n", na, nb);
+	test_assert(na + nb == 1000);
+	test_assert(na >= 730 && na <= 770);
+	fake_stop(&a);
+	fake_stop(&b2);
+	teardown(&e);
+	test_end();
+}
+
+/* two_fakes - env with fakes A and B and the agent configured by extra
+ * (a format with %d for A's port then B's) */
+static void two_fakes(struct env *e, struct fake *a, const char *mode_a, struct fake *bb,
+		      const char *mode_b, const char *fmt, int smtp_port)
+{
+	char extra[2048], la[32], lb[32], smtp[96] = "";
+	int pa = free_port(), pb;
+
+	env_init(e);
+	snprintf(la, sizeof(la), "127.0.0.1:%d", pa);
+	fake_start(e, a, la, mode_a, "a");
+	pb = free_port();
+	snprintf(lb, sizeof(lb), "127.0.0.1:%d", pb);
+	fake_start(e, bb, lb, mode_b, "b");
+	if (smtp_port > 0)
+		snprintf(smtp, sizeof(smtp), " smtp_listen = (\"inet:%d@127.0.0.1\");\n", smtp_port);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	{
+		int n = snprintf(extra, sizeof(extra), "%s", smtp);
+		snprintf(extra + n, sizeof(extra) - (size_t)n, fmt, pa, pb);
+	}
+#pragma GCC diagnostic pop
+	start_agent(e, extra);
+}
+
+static const char split_routes[] =
+	" routes = ( { name = \"ra\"; rcpt_domains = (\"a.test\");\n"
+	"   hosts = ( { host = \"127.0.0.1\"; port = %d; } ); },\n"
+	" { name = \"rb\"; hosts = ( { host = \"127.0.0.1\"; port = %d; } ); } );";
+
+static void test_split(void)
+{
+	struct env e;
+	struct fake a, bb;
+	char b[1024], path[200];
+	int fd;
+
+	test_begin("LMTP: recipients split per destination, each its own answer");
+	two_fakes(&e, &a, "ok", &bb, "ok", split_routes, 0);
+	fd = session(&e);
+	PREFIX(cmd(fd, "MAIL FROM:<s@x.test>", b, sizeof(b)), "250 2.1.0");
+	PREFIX(cmd(fd, "RCPT TO:<x@a.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "RCPT TO:<y@b.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "RCPT TO:<r550@a.test>", b, sizeof(b)), "550 5.1.1 <r550@a.test>: smart host");
+	PREFIX(cmd(fd, "RCPT TO:<t450@b.test>", b, sizeof(b)), "450 4.2.0 <t450@b.test>");
+	PREFIX(cmd(fd, "RCPT TO:<z@a.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "Subject: s\r\n\r\nbody\r\n.", b, sizeof(b)), "250 2.0.0 <x@a.test> relayed");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <y@b.test> relayed");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <z@a.test> relayed");
+	snprintf(path, sizeof(path), "%s.log", a.msgfile);
+	test_assert(count_lines(path, "MESSAGE x@a.test z@a.test") == 1);
+	snprintf(path, sizeof(path), "%s.log", bb.msgfile);
+	test_assert(count_lines(path, "MESSAGE y@b.test") == 1);
+	close(fd);
+	fake_stop(&a);
+	fake_stop(&bb);
+	teardown(&e);
+	test_end();
+
+	test_begin("LMTP: one destination fails after the data, the other does not");
+	two_fakes(&e, &a, "data451", &bb, "ok", split_routes, 0);
+	fd = session(&e);
+	PREFIX(cmd(fd, "MAIL FROM:<s@x.test>", b, sizeof(b)), "250 2.1.0");
+	PREFIX(cmd(fd, "RCPT TO:<x@a.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "RCPT TO:<y@b.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "x\r\n.", b, sizeof(b)), "451 4.3.0 <x@a.test>: smart host");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <y@b.test> relayed");
+	close(fd);
+	fake_stop(&a);
+	fake_stop(&bb);
+	teardown(&e);
+	test_end();
+
+	test_begin("SMTP: one destination per transaction, 452 4.5.3 for another");
+	{
+		int sp = free_port();
+		two_fakes(&e, &a, "ok", &bb, "ok", split_routes, sp);
+		fd = tcp_connect(sp, 50);
+		PREFIX(reply(fd, b, sizeof(b)), "220 agent.test ESMTP");
+		PREFIX(cmd(fd, "EHLO mta.test", b, sizeof(b)), "250 ENHANCEDSTATUSCODES");
+		PREFIX(cmd(fd, "MAIL FROM:<s@x.test>", b, sizeof(b)), "250 2.1.0");
+		PREFIX(cmd(fd, "RCPT TO:<x@a.test>", b, sizeof(b)), "250 2.1.5");
+		PREFIX(cmd(fd, "RCPT TO:<y@b.test>", b, sizeof(b)),
+		       "452 4.5.3 <y@b.test>: recipients for another destination");
+		PREFIX(cmd(fd, "RCPT TO:<z@a.test>", b, sizeof(b)), "250 2.1.5");
+		PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+		PREFIX(cmd(fd, "x\r\n.", b, sizeof(b)), "250 2.0.0 relayed to");
+		PREFIX(cmd(fd, "MAIL FROM:<s@x.test>", b, sizeof(b)), "250 2.1.0");
+		PREFIX(cmd(fd, "RCPT TO:<y@b.test>", b, sizeof(b)), "250 2.1.5");
+		PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+		PREFIX(cmd(fd, "x\r\n.", b, sizeof(b)), "250 2.0.0 relayed to");
+		close(fd);
+		fake_stop(&a);
+		fake_stop(&bb);
+		teardown(&e);
+	}
+	test_end();
+}
+
+static void test_dsn_8bit(void)
+{
+	struct env e;
+	struct fake a, bb;
+	char b[1024];
+	int fd;
+
+	test_begin("DSN parameters passed to an upstream with DSN, dropped otherwise");
+	two_fakes(&e, &a, "ok,dsn", &bb, "ok,no8bit", split_routes, 0);
+	fd = session(&e);
+	PREFIX(cmd(fd, "MAIL FROM:<s@x.test> RET=HDRS ENVID=QQ+2B1", b, sizeof(b)), "250 2.1.0");
+	PREFIX(cmd(fd, "RCPT TO:<x@a.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x@a.test", b,
+		   sizeof(b)),
+	       "250 2.1.5");
+	PREFIX(cmd(fd, "RCPT TO:<y@b.test> NOTIFY=NEVER", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "x\r\n.", b, sizeof(b)), "250 2.0.0 <x@a.test>");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <y@b.test>");
+	test_assert(file_has(a.msgfile, ".cmds", "MAIL FROM:<s@x.test> RET=HDRS ENVID=QQ+2B1"));
+	test_assert(file_has(a.msgfile, ".cmds",
+			     "RCPT TO:<x@a.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x@a.test"));
+	test_assert(file_has(bb.msgfile, ".cmds", "MAIL FROM:<s@x.test>\n"));
+	test_assert(file_has(bb.msgfile, ".cmds", "RCPT TO:<y@b.test>\n"));
+	PREFIX(cmd(fd, "MAIL FROM:<s@x.test> RET=BOGUS", b, sizeof(b)), "501 5.5.4");
+	PREFIX(cmd(fd, "MAIL FROM:<s@x.test>", b, sizeof(b)), "250");
+	PREFIX(cmd(fd, "RCPT TO:<x@a.test> NOTIFY=SOMETIMES", b, sizeof(b)), "501 5.5.4");
+	PREFIX(cmd(fd, "RSET", b, sizeof(b)), "250");
+	test_end();
+
+	test_begin("8-bit and SMTPUTF8 mail to upstreams without them: 550 5.6.3, 553 5.6.7");
+	PREFIX(cmd(fd, "MAIL FROM:<s@x.test> BODY=8BITMIME", b, sizeof(b)), "250 2.1.0");
+	PREFIX(cmd(fd, "RCPT TO:<y@b.test>", b, sizeof(b)),
+	       "550 5.6.3 smart host 127.0.0.1 does not accept 8-bit mail");
+	PREFIX(cmd(fd, "RCPT TO:<x@a.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "RSET", b, sizeof(b)), "250");
+	PREFIX(cmd(fd, "MAIL FROM:<s@x.test> SMTPUTF8", b, sizeof(b)), "250 2.1.0");
+	PREFIX(cmd(fd, "RCPT TO:<y@b.test>", b, sizeof(b)),
+	       "553 5.6.7 smart host 127.0.0.1 does not accept SMTPUTF8 mail");
+	PREFIX(cmd(fd, "RCPT TO:<j\xc3\xbcrgen@a.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "x\r\n.", b, sizeof(b)), "250 2.0.0 <j\xc3\xbcrgen@a.test>");
+	test_assert(file_has(a.msgfile, ".cmds", "MAIL FROM:<s@x.test> SMTPUTF8"));
+	PREFIX(cmd(fd, "MAIL FROM:<s@x.test>", b, sizeof(b)), "250 2.1.0");
+	PREFIX(cmd(fd, "RCPT TO:<j\xc3\xbcrgen@a.test>", b, sizeof(b)), "501 5.1.3");
+	close(fd);
+	fake_stop(&a);
+	fake_stop(&bb);
+	teardown(&e);
+	test_end();
+}
+
+static void test_login(void)
+{
+	struct env e;
+	struct fake a, bb;
+	char b[1024], path[200];
+	int fd;
+
+	test_begin("routes by login: routed at end of DATA, the login header removed");
+	two_fakes(&e, &a, "ok", &bb, "ok",
+		  " login_header = \"X-Weir-Login\";\n"
+		  " routes = ( { name = \"apps\"; logins = (\"app-*\");\n"
+		  "   hosts = ( { host = \"127.0.0.1\"; port = %d; } ); },\n"
+		  " { name = \"rest\"; hosts = ( { host = \"127.0.0.1\"; port = %d; } ); } );",
+		  0);
+	fd = session(&e);
+	PREFIX(cmd(fd, "MAIL FROM:<s@x.test>", b, sizeof(b)), "250 2.1.0");
+	PREFIX(cmd(fd, "RCPT TO:<x@y.test>", b, sizeof(b)), "250 2.1.5 Ok, queued for routing");
+	PREFIX(cmd(fd, "RCPT TO:<r550@y.test>", b, sizeof(b)), "250 2.1.5 Ok, queued for routing");
+	PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "X-Weir-Login: app-web\r\nSubject: s\r\n\r\nbody\r\n.", b, sizeof(b)),
+	       "250 2.0.0 <x@y.test> relayed");
+	PREFIX(reply(fd, b, sizeof(b)), "550 5.1.1 <r550@y.test>: smart host");
+	snprintf(path, sizeof(path), "%s.log", a.msgfile);
+	test_assert(count_lines(path, "MESSAGE x@y.test") == 1);
+	test_assert(!file_has(a.msgfile, "", "X-Weir-Login"));
+	test_assert(file_has(a.msgfile, "", "Subject: s\r\n\r\nbody"));
+	/* another login (or none) takes the default route */
+	PREFIX(cmd(fd, "MAIL FROM:<s@x.test>", b, sizeof(b)), "250 2.1.0");
+	PREFIX(cmd(fd, "RCPT TO:<x@y.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "x-weir-login:\r\n  bob\r\nSubject: s\r\n\r\nbody\r\n.", b, sizeof(b)),
+	       "250 2.0.0 <x@y.test> relayed");
+	snprintf(path, sizeof(path), "%s.log", bb.msgfile);
+	test_assert(count_lines(path, "MESSAGE x@y.test") == 1);
+	test_assert(!file_has(bb.msgfile, "", "bob"));
+	close(fd);
+	fake_stop(&a);
+	fake_stop(&bb);
+	teardown(&e);
+	test_end();
+}
+
+/* can_bind25 - may we listen on addr:25 (root, nothing there) */
+static bool can_bind25(const char *addr)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(25)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	bool ok;
+
+	inet_pton(AF_INET, addr, &sin.sin_addr);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void test_mx(void)
+{
+	const char *srcdir = getenv("srcdir") ? getenv("srcdir") : ".";
+	struct env e;
+	struct fake m1, m2;
+	char b[1024], zone[200], script[512], top[128], path[200], port[16];
+	int fd, dport = free_port();
+	pid_t dns;
+	FILE *f;
+
+	test_begin("mx route: MX order, no MX, null MX, NXDOMAIN, DNS failure");
+	if (!can_bind25("127.0.0.2") || !can_bind25("127.0.0.3")) {
+		fprintf(stderr, "skipped: cannot listen on 127.0.0.2:25 (not root?)\n");
+		test_end();
+		return;
+	}
+	env_init(&e);
+	snprintf(zone, sizeof(zone), "%s/zone", e.dir);
+	f = fopen(zone, "w");
+	fprintf(f, "d1.test MX 20 mx2.d1.test\n"
+		   "d1.test MX 10 mx1.d1.test\n"
+		   "mx1.d1.test A 127.0.0.2\n"
+		   "mx2.d1.test A 127.0.0.3\n"
+		   "d2.test A 127.0.0.3\n"
+		   "d3.test MX 10 dead.d3.test\n"
+		   "d3.test MX 20 mx1.d1.test\n"
+		   "dead.d3.test A 127.0.0.4\n"
+		   "null.test MX 0 .\n"
+		   "fail.test FAIL x\n");
+	fclose(f);
+	snprintf(script, sizeof(script), "%s/tests/delivery-agent/fake-dns.py", srcdir);
+	snprintf(port, sizeof(port), "%d", dport);
+	dns = fork();
+	if (dns == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		execl("/usr/bin/python3", "python3", script, port, zone, (char *)NULL);
+		_exit(127);
+	}
+	fake_start(&e, &m1, "127.0.0.2:25", "ok", "m1");
+	fake_start(&e, &m2, "127.0.0.3:25", "ok", "m2");
+	snprintf(top, sizeof(top), "resolver = \"127.0.0.1@%d\";\nresolver_timeout = \"3s\";",
+		 dport);
+	top_extra = top;
+	start_agent(&e, " routes = ( { name = \"direct\"; mx = true; } );");
+	top_extra = "";
+	fd = session(&e);
+	PREFIX(cmd(fd, "MAIL FROM:<s@x.test>", b, sizeof(b)), "250 2.1.0");
+	PREFIX(cmd(fd, "RCPT TO:<a@d1.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "RCPT TO:<b@d2.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "RCPT TO:<c@null.test>", b, sizeof(b)),
+	       "556 5.1.10 <c@null.test>: domain does not accept mail (null MX)");
+	PREFIX(cmd(fd, "RCPT TO:<d@nx.test>", b, sizeof(b)), "550 5.1.2 <d@nx.test>: domain not found");
+	PREFIX(cmd(fd, "RCPT TO:<e@fail.test>", b, sizeof(b)), "451 4.4.3 <e@fail.test>");
+	PREFIX(cmd(fd, "RCPT TO:<f@d3.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "RCPT TO:<g@d1.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "Subject: mx\r\n\r\nbody\r\n.", b, sizeof(b)),
+	       "250 2.0.0 <a@d1.test> relayed to mx1.d1.test[127.0.0.2]:25");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <b@d2.test> relayed to d2.test[127.0.0.3]:25");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <f@d3.test> relayed to mx1.d1.test[127.0.0.2]:25");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <g@d1.test> relayed");
+	snprintf(path, sizeof(path), "%s.log", m1.msgfile);
+	test_assert(count_lines(path, "MESSAGE a@d1.test g@d1.test") == 1);
+	test_assert(count_lines(path, "MESSAGE f@d3.test") == 1);
+	snprintf(path, sizeof(path), "%s.log", m2.msgfile);
+	test_assert(count_lines(path, "MESSAGE b@d2.test") == 1);
+	close(fd);
+	fake_stop(&m1);
+	fake_stop(&m2);
+	teardown(&e);
+	kill(dns, SIGKILL);
+	waitpid(dns, NULL, 0);
+	test_end();
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -441,5 +950,11 @@ int main(void)
 	test_client_abort();
 	test_protocol();
 	test_shutdown();
+	test_failover();
+	test_weights();
+	test_split();
+	test_dsn_8bit();
+	test_login();
+	test_mx();
 	return test_exit_status();
 }
