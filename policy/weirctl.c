@@ -12,6 +12,8 @@
  *	spf preflight	the outbound preflight of one sender or domain
  *	rate show	the state of rate limits (rate.backend's store)
  *	rate reset	clear one rate limit's state
+ *	route show	weir-agent's routes and the health of their hosts
+ *			(agent.state_file)
  *	defaults	print every setting with its built-in default
  *	settings	print every setting with its value in weir.conf
  *	version		print the version
@@ -20,10 +22,12 @@
  * the command table below. */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/dns_wait.h"
@@ -433,6 +437,130 @@ static int cmd_rate(const char *conf, int argc, char **argv)
 	return 2;
 }
 
+/* route: weirctl route show [-c FILE] */
+
+static const char route_usage[] = "usage: weirctl route show [-c FILE]\n";
+
+/* state_field - the value of " key=" in line, up to the next space (or
+ * the end for error=); "" when absent. Into buf. */
+static const char *state_field(const char *line, const char *key, char *buf, size_t size)
+{
+	char pat[32];
+	const char *p;
+	size_t n;
+
+	snprintf(pat, sizeof(pat), " %s=", key);
+	if ((p = strstr(line, pat)) == NULL) {
+		buf[0] = '\0';
+		return buf;
+	}
+	p += strlen(pat);
+	n = strcmp(key, "error") == 0 ? strcspn(p, "\n") : strcspn(p, " \n");
+	snprintf(buf, size, "%.*s", (int)n, p);
+	return buf;
+}
+
+/* when_text - "2026-01-02 03:04:05 UTC" */
+static void when_text(time_t t, char *buf, size_t size)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+/* route_show_host - one "host" line of the state file, for people */
+static void route_show_host(const char *line, time_t now)
+{
+	char id[300], st[16], until[32], fail[16], open[16], idle[16], sent[24], err[600], when[40];
+	const char *s = state_field(line, "state", st, sizeof(st));
+
+	state_field(line, "id", id, sizeof(id));
+	state_field(line, "until", until, sizeof(until));
+	state_field(line, "failures", fail, sizeof(fail));
+	state_field(line, "open", open, sizeof(open));
+	state_field(line, "idle", idle, sizeof(idle));
+	state_field(line, "sent", sent, sizeof(sent));
+	state_field(line, "error", err, sizeof(err));
+	if (strcmp(s, "down") == 0) {
+		time_t u = (time_t)atoll(until);
+		when_text(u, when, sizeof(when));
+		if (u > now)
+			printf("  %-32s down until %s (%llds), failures=%s\n", id, when,
+			       (long long)(u - now), fail);
+		else
+			printf("  %-32s down until %s (over: tried at the next message), "
+			       "failures=%s\n", id, when, fail);
+	} else {
+		printf("  %-32s up, failures=%s\n", id, fail);
+	}
+	printf("  %-32s sessions open=%s idle=%s, messages sent=%s\n", "", open, idle, sent);
+	if (err[0] && strcmp(err, "-") != 0)
+		printf("  %-32s last error: %s\n", "", err);
+}
+
+static int route_show_cmd(const char *conf, int argc, char **argv)
+{
+	struct weir_config *cfg;
+	char line[2048], when[40];
+	time_t now = time(NULL), written = 0;
+	const char *path;
+	FILE *f;
+	int i;
+
+	if ((i = sub_options(argc, argv, &conf, NULL, route_usage)) < 0)
+		return 2;
+	if (argc - i != 0) {
+		fputs(route_usage, stderr);
+		return 2;
+	}
+	if ((cfg = config_load_reported(conf, 0, true, NULL)) == NULL)
+		return 1;
+	path = cfg->agent.state_file;
+	if (path[0] == '\0') {
+		fprintf(stderr, "weirctl route show: agent.state_file is \"\" in %s: weir-agent "
+				"writes no state\n", cfg->file);
+		config_unref(cfg);
+		return 1;
+	}
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "weirctl route show: %s: %s (is weir-agent running?)\n", path,
+			strerror(errno));
+		config_unref(cfg);
+		return 1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char name[128], mx[8], def[8];
+		if (strncmp(line, "time ", 5) == 0) {
+			written = (time_t)atoll(line + 5);
+			when_text(written, when, sizeof(when));
+			printf("# %s, written %s (%llds ago)%s\n", path, when,
+			       (long long)(now - written),
+			       now - written > 30 ? ": weir-agent writes it every 5s; is it "
+						    "running?" : "");
+		} else if (strncmp(line, "route ", 6) == 0) {
+			state_field(line, "name", name, sizeof(name));
+			state_field(line, "mx", mx, sizeof(mx));
+			state_field(line, "default", def, sizeof(def));
+			printf("route %s%s%s\n", name, strcmp(def, "yes") == 0 ? " (default)" : "",
+			       strcmp(mx, "yes") == 0 ? ": direct to the recipient domain's MX" : "");
+		} else if (strncmp(line, "host ", 5) == 0) {
+			route_show_host(line, now);
+		}
+	}
+	fclose(f);
+	config_unref(cfg);
+	return written ? 0 : 1;
+}
+
+static int cmd_route(const char *conf, int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "show") == 0)
+		return route_show_cmd(conf, argc - 1, argv + 1);
+	fputs(route_usage, stderr);
+	return 2;
+}
+
 static const struct command commands[] = {
     {"check", cmd_check, "validate weir.conf"},
     {"keygen", cmd_keygen,
@@ -442,6 +570,7 @@ static const struct command commands[] = {
      "report [--prometheus] | check IP SENDER [HELO] | preflight SENDER-OR-DOMAIN: "
      "SPF tools"},
     {"rate", cmd_rate, "show [STATE_KEY] | reset STATE_KEY: rate limit state"},
+    {"route", cmd_route, "show: weir-agent's routes and the health of their hosts"},
     {"defaults", cmd_defaults, "print every setting with its built-in default"},
     {"settings", cmd_settings, "print every setting as weir.conf sets it"},
     {"version", cmd_version, "print the version"},

@@ -579,6 +579,21 @@ static void test_failover(void)
 	test_assert(file_has(state, "", want));
 	snprintf(want, sizeof(want), "id=127.0.0.1:%d state=up", okport);
 	test_assert(file_has(state, "", want));
+	{
+		/* weirctl route show reads it */
+		const char *ctl = getenv("WEIRCTL") ? getenv("WEIRCTL") : "policy/weirctl";
+		char run[512], out[256];
+		snprintf(out, sizeof(out), "%s/route-show", e.dir);
+		snprintf(run, sizeof(run), "%s -c %s route show > %s 2>&1", ctl, e.conf, out);
+		test_assert(system(run) == 0);
+		test_assert(file_has(out, "", "route main (default)"));
+		snprintf(want, sizeof(want), "127.0.0.1:%d", dead);
+		test_assert(file_has(out, "", want));
+		test_assert(file_has(out, "", "down until"));
+		test_assert(file_has(out, "", "failures=1"));
+		test_assert(file_has(out, "", "last error: 451 4.4.1"));
+		test_assert(file_has(out, "", "messages sent="));
+	}
 	PREFIX(cmd(fd, "QUIT", b, sizeof(b)), "221");
 	close(fd);
 	fake_stop(&ok);
