@@ -236,10 +236,12 @@ static void finish(struct pool_req *q, struct pool_session *s, const struct smtp
 {
 	pool_cb *cb = q->cb;
 	void *ctx = q->ctx;
+	char *copy = fail ? xstrdup(fail) : NULL; /* fail may be q->last_fail */
 
 	q->s = NULL;
 	pool_cancel(q);
-	cb(ctx, s, reply, fail);
+	cb(ctx, s, reply, copy);
+	free(copy);
 }
 
 static void session_free(struct pool_session *s)
