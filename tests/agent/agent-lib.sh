@@ -232,6 +232,20 @@ one_copy() {
 	done
 }
 
+# copy_here TOKEN SPOOL RCPTS [SECS]: (wait until) exactly one copy of
+# TOKEN in SPOOL, for the envelope recipients RCPTS ("<a> <b>")
+copy_here() {
+	local tok=$1 spool=$2 want=$3 secs=${4:-30} n got
+	wait_sink "$tok" 1 "$secs" "$spool" || {
+		echo "    $tok not in $spool after ${secs}s"
+		return 1
+	}
+	n=$(copies "$tok" "$spool")
+	[ "$n" = 1 ] || { echo "    $n copies of $tok in $spool"; return 1; }
+	got=$(rcpts_of "$tok" "$spool")
+	[ "$got" = "$want" ] || { echo "    $tok in $spool for $got, want $want"; return 1; }
+}
+
 # no_copy TOKEN [SECS]: no spool of the stack holds TOKEN (after SECS,
 # default 2, for a delivery that should not come)
 no_copy() {
