@@ -861,6 +861,44 @@ static void test_login(void)
 	fake_stop(&bb);
 	teardown(&e);
 	test_end();
+
+	test_begin("routes by login over SMTP: one answer, nothing sent when some are refused");
+	{
+		int sp = free_port();
+		two_fakes(&e, &a, "ok", &bb, "ok",
+			  " login_header = \"X-Weir-Login\";\n"
+			  " routes = ( { name = \"apps\"; logins = (\"app-*\");\n"
+			  "   hosts = ( { host = \"127.0.0.1\"; port = %1$d; } ); },\n"
+			  " { name = \"p\"; rcpt_domains = \"p.test\";\n"
+			  "   hosts = ( { host = \"127.0.0.1\"; port = %2$d; } ); },\n"
+			  " { name = \"rest\"; hosts = ( { host = \"127.0.0.1\"; port = %2$d; } ); } );",
+			  sp);
+		fd = tcp_connect(sp, 50);
+		PREFIX(reply(fd, b, sizeof(b)), "220");
+		PREFIX(cmd(fd, "EHLO mta.test", b, sizeof(b)), "250 ENHANCEDSTATUSCODES");
+		PREFIX(cmd(fd, "MAIL FROM:<s@x.test>", b, sizeof(b)), "250 2.1.0");
+		PREFIX(cmd(fd, "RCPT TO:<x@y.test>", b, sizeof(b)), "250 2.1.5");
+		PREFIX(cmd(fd, "RCPT TO:<r550@y.test>", b, sizeof(b)), "250 2.1.5");
+		/* p.test may go elsewhere whatever the login: another transaction */
+		PREFIX(cmd(fd, "RCPT TO:<q@p.test>", b, sizeof(b)), "452 4.5.3");
+		PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+		PREFIX(cmd(fd, "X-Weir-Login: app-1\r\n\r\nbody\r\n.", b, sizeof(b)),
+		       "451 4.5.3");
+		test_assert(strstr(b, "550 5.1.1 <r550@y.test>") != NULL);
+		snprintf(path, sizeof(path), "%s.log", a.msgfile);
+		test_assert(count_lines(path, "MESSAGE") == 0);
+		PREFIX(cmd(fd, "MAIL FROM:<s@x.test>", b, sizeof(b)), "250 2.1.0");
+		PREFIX(cmd(fd, "RCPT TO:<x@y.test>", b, sizeof(b)), "250 2.1.5");
+		PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+		PREFIX(cmd(fd, "X-Weir-Login: app-1\r\n\r\nbody\r\n.", b, sizeof(b)),
+		       "250 2.0.0 relayed to");
+		test_assert(count_lines(path, "MESSAGE x@y.test") == 1);
+		close(fd);
+		fake_stop(&a);
+		fake_stop(&bb);
+		teardown(&e);
+	}
+	test_end();
 }
 
 /* can_bind25 - may we listen on addr:25 (root, nothing there) */
@@ -953,6 +991,45 @@ static void test_mx(void)
 	test_end();
 }
 
+static void test_pool(void)
+{
+	struct env e;
+	char b[1024], cmds[200];
+	int fd, fd2;
+
+	test_begin("pool: max_connections (wait, then 451 4.4.5), max_messages, session_idle");
+	setup(&e, "ok", "max_connections = 1; max_messages = 2; session_idle = \"1s\";");
+	fd = session(&e);
+	fd2 = session(&e);
+	PREFIX(cmd(fd, "MAIL FROM:<a@x.test>", b, sizeof(b)), "250 2.1.0");
+	/* the one session is busy: the second client waits connect_timeout */
+	PREFIX(cmd(fd2, "MAIL FROM:<a@x.test>", b, sizeof(b)), "451 4.4.5");
+	PREFIX(cmd(fd, "RCPT TO:<b@y.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "x\r\n.", b, sizeof(b)), "250 2.0.0");
+	/* free again: the second client gets the same session */
+	PREFIX(send_one(fd2, "a@x.test", "c@y.test", b, sizeof(b)), "250 2.0.0");
+	snprintf(cmds, sizeof(cmds), "%s.cmds", e.msgfile);
+	test_assert(count_lines(cmds, "EHLO") == 1);
+	/* two messages per session: the third opens a new one */
+	PREFIX(send_one(fd, "a@x.test", "d@y.test", b, sizeof(b)), "250 2.0.0");
+	test_assert(count_lines(cmds, "EHLO") == 2);
+	test_assert(count_lines(cmds, "QUIT") == 1);
+	/* idle for session_idle: QUIT */
+	usleep(1600000);
+	test_assert(count_lines(cmds, "QUIT") == 2);
+	/* a session left in a transaction is reset before its next use */
+	PREFIX(cmd(fd, "MAIL FROM:<a@x.test>", b, sizeof(b)), "250 2.1.0");
+	PREFIX(cmd(fd, "RCPT TO:<b@y.test>", b, sizeof(b)), "250 2.1.5");
+	PREFIX(cmd(fd, "RSET", b, sizeof(b)), "250");
+	PREFIX(send_one(fd2, "a@x.test", "e@y.test", b, sizeof(b)), "250 2.0.0");
+	test_assert(count_lines(cmds, "RSET") == 1);
+	close(fd);
+	close(fd2);
+	teardown(&e);
+	test_end();
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -966,6 +1043,7 @@ int main(void)
 	test_protocol();
 	test_shutdown();
 	test_failover();
+	test_pool();
 	test_weights();
 	test_split();
 	test_dsn_8bit();
