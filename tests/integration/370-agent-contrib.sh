@@ -133,9 +133,12 @@ if [ ! -r "$CFM4" ] || ! command -v m4 >/dev/null; then
 else
 	SM=$D/sendmail
 	mkdir -p "$SM/queue" && chmod 700 "$SM/queue" && : >"$SM/cw"
-	# the snippet with weir-agent's ports of this stack (LMTP on TCP)
-	sed -e "s/A=TCP \$h 10024/A=TCP \$h $LMTP_PORT/" -e "s/inet:8891@127.0.0.1/inet:$MILTER_PORT@127.0.0.1/" \
+	# the snippet with this stack's LMTP socket and milter port
+	sed -e "s|A=FILE /run/weir/agent.lmtp|A=FILE $AGENT_LMTP_SOCKET|" -e "s/inet:8891@127.0.0.1/inet:$MILTER_PORT@127.0.0.1/" \
 		"$CONTRIB/sendmail/weir.mc" >"$SM/weir.mc"
+	# and its TCP variant (the dnl'd hint): A=TCP $h LMTP_PORT
+	sed -e "s|A=FILE /run/weir/agent.lmtp|A=TCP \$h $LMTP_PORT|" -e "s/inet:8891@127.0.0.1/inet:$MILTER_PORT@127.0.0.1/" \
+		"$CONTRIB/sendmail/weir.mc" >"$SM/weir-tcp.mc"
 	cat >"$SM/test.mc" <<EOF
 divert(-1)dnl
 include(\`$CFM4')dnl
@@ -146,7 +149,7 @@ define(\`QUEUE_DIR', \`$SM/queue')dnl
 define(\`confPID_FILE', \`$SM/sendmail.pid')dnl
 define(\`confCW_FILE', \`$SM/cw')dnl
 define(\`ALIAS_FILE', \`')dnl
-define(\`confDONT_BLAME_SENDMAIL', \`GroupWritableDirPathSafe')dnl
+define(\`confDONT_BLAME_SENDMAIL', \`GroupWritableDirPathSafe,TrustStickyBit')dnl
 include(\`$SM/weir.mc')dnl
 MAILER(\`local')dnl
 MAILER(\`smtp')dnl
@@ -154,8 +157,12 @@ EOF
 	check "Sendmail: m4 builds sendmail.cf from contrib/sendmail/weir.mc without errors" \
 		bash -c "m4 '$SM/test.mc' >'$SM/sendmail.cf' 2>'$SM/m4.err' && [ ! -s '$SM/m4.err' ] || { cat '$SM/m4.err'; false; }"
 	check "Sendmail: the smart host is the weir mailer" grep -qx 'DSweir:\[127.0.0.1\]' "$SM/sendmail.cf"
-	check "Sendmail: mailer weir speaks LMTP (F=...z) over TCP to weir-agent's LMTP port" \
-		bash -c "grep -A1 '^Mweir,' '$SM/sendmail.cf' | tr -d '\n' | grep -qE 'P=\[IPC\].*F=[A-Za-z0-9]*z.*A=TCP \\\$h $LMTP_PORT'"
+	check "Sendmail: mailer weir speaks LMTP (F=...z) to weir-agent's LMTP socket" \
+		bash -c "grep -A1 '^Mweir,' '$SM/sendmail.cf' | tr -d '\n' | grep -qE 'P=\[IPC\].*F=[A-Za-z0-9]*z.*A=FILE $(ere_quote "$AGENT_LMTP_SOCKET")'"
+	sed -e "s|include(\`$SM/weir.mc')|include(\`$SM/weir-tcp.mc')|" "$SM/test.mc" >"$SM/test-tcp.mc"
+	check "Sendmail: the TCP variant builds too (A=TCP \$h PORT)" \
+		bash -c "m4 '$SM/test-tcp.mc' >'$SM/sendmail-tcp.cf' 2>'$SM/m4-tcp.err' && [ ! -s '$SM/m4-tcp.err' ] &&
+			grep -A1 '^Mweir,' '$SM/sendmail-tcp.cf' | grep -q 'A=TCP \$h $LMTP_PORT'"
 	check "Sendmail: weir-milter is an input filter (F=T)" grep -q "^Xweir, S=inet:$MILTER_PORT@127.0.0.1, F=T" "$SM/sendmail.cf"
 	# the SMTP variant of the snippet (the dnl'd lines)
 	sed -n 's/^dnl \(define(`\(SMART_HOST\|ESMTP_MAILER_ARGS\|RELAY_MAILER_ARGS\).*\)$/\1/p' "$CONTRIB/sendmail/weir.mc" >"$SM/weir-smtp.mc"
@@ -194,10 +201,28 @@ EOF
 				return 1
 			}
 		}
-		check "Sendmail (real): sendmail -odi delivers through the weir mailer (LMTP to weir-agent)" sm_send
+		check "Sendmail (real): sendmail -odi delivers through the weir mailer (LMTP to weir-agent's socket)" sm_send
 		check "Sendmail (real): one copy at the sink" one_copy "$t" "$SINK_DIR"
 		check "Sendmail (real): weir-agent: status=sent over LMTP" agent_rcpt "$r" sent ' proto=lmtp '
 		check "Sendmail (real): nothing left in its queue" bash -c "[ -z \"\$(ls '$SM/queue')\" ]"
+		# the TCP variant, for real as well
+		agent_mark
+		t=$(token) r=sm-tcp@example.weir.test
+		{
+			printf 'From: <sendmail@client.weir.test>\nTo: <%s>\nSubject: weir test %s\n\n' "$r" "$t"
+			body_for "$t"
+			echo
+		} >"$SM/msg"
+		sm_send_tcp() {
+			smrun -C "$SM/sendmail-tcp.cf" -odi -oi -f sendmail@client.weir.test "$r" <"$SM/msg" >"$SM/run-tcp.out" 2>&1 || {
+				cat "$SM/run-tcp.out"
+				return 1
+			}
+		}
+		check "Sendmail (real), TCP variant: delivers over LMTP to weir-agent's LMTP port" sm_send_tcp
+		check "Sendmail (real), TCP variant: one copy at the sink" one_copy "$t" "$SINK_DIR"
+		check "Sendmail (real), TCP variant: weir-agent: status=sent" agent_rcpt "$r" sent ' proto=lmtp '
+
 	fi
 fi
 check "weir-agent still running" pid_alive "$AGENT_PID"
