@@ -58,6 +58,7 @@ struct dest {
 	struct evbuffer *msg;
 	struct dest_work work;
 	bool dsn_dropped_logged;
+	bool retried; /* MAIL on a reused session was lost: once more, fresh */
 };
 
 static struct upstream *up_of(const struct dest *d)
@@ -235,6 +236,8 @@ char *dest_fail_line(const struct dest *d, const char *rcpt)
 	}
 }
 
+static void reopen(struct dest *d);
+
 /* mail_done - the upstream answered MAIL */
 static void mail_done(void *arg, const struct smtp_reply *r, const char *fail)
 {
@@ -242,8 +245,18 @@ static void mail_done(void *arg, const struct smtp_reply *r, const char *fail)
 
 	d->busy = false;
 	if (r == NULL) {
+		bool again = !d->retried && pool_session_reused(d->s);
 		pool_discard(d->s); /* the upstream closed it */
 		d->s = NULL;
+		if (again) {
+			/* an idle session the server had closed: nothing was
+			 * sent yet, so a fresh one may take it */
+			log_info("conn=%lu relay=%s: reused session lost at MAIL (%s); opening "
+				 "another", d->c->id, d->name, fail);
+			d->retried = true;
+			reopen(d);
+			return;
+		}
 		failed(d, FAIL_LINE, fail);
 		return;
 	}
@@ -394,6 +407,15 @@ static void mx_done(void *arg, enum dns_mx_status st, const struct dns_mx *mx, s
 	log_debug("conn=%lu mx of %s: %zu hosts, first %s", d->c->id, d->domain, d->nmx,
 		  d->mx_hosts[0].host);
 	open_hosts(d, d->mx_hosts, d->nmx, true);
+}
+
+/* reopen - ask the pool again (hosts as the first time) */
+static void reopen(struct dest *d)
+{
+	if (d->route->mx)
+		open_hosts(d, d->mx_hosts, d->nmx, true);
+	else
+		open_hosts(d, d->route->hosts, d->route->nhosts, false);
 }
 
 void dest_open(struct dest *d, dest_open_cb *done)

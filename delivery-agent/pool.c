@@ -35,6 +35,7 @@ struct pool_session {
 	unsigned messages, max_messages;
 	long idle_secs;
 	bool idle;
+	bool reused; /* handed out from the idle list */
 	struct pool_session *prev, *next; /* the host's idle list */
 };
 
@@ -398,6 +399,7 @@ static void acquire(struct pool_req *q)
 			continue;
 		}
 		q->s = s;
+		s->reused = true;
 		if (upstream_in_txn(s->up)) {
 			upstream_command(s->up, "RSET", reset_done, q);
 			return;
@@ -527,6 +529,11 @@ const char *pool_session_host(const struct pool_session *s)
 void pool_session_sent(struct pool_session *s)
 {
 	s->host->sent++;
+}
+
+bool pool_session_reused(const struct pool_session *s)
+{
+	return s->messages > 0 || s->reused;
 }
 
 void pool_session_used(struct pool_session *s)

@@ -60,6 +60,8 @@ struct upstream *pool_session_upstream(struct pool_session *s);
 const char *pool_session_host(const struct pool_session *s);
 /* pool_session_sent - a message went over s (DATA answered 2xx) */
 void pool_session_sent(struct pool_session *s);
+/* pool_session_reused - s carried a transaction before this one */
+bool pool_session_reused(const struct pool_session *s);
 /* pool_session_used - a transaction was sent over s (DATA): counts
  * towards max_messages */
 void pool_session_used(struct pool_session *s);

@@ -9,6 +9,7 @@ MODE: ok       normal server
       silentdata  never answers the final dot
       data451  answers the final dot with 451
 FLAG: dsn      advertises DSN and SMTPUTF8
+      closeafter  closes the connection right after answering the data
       no8bit   does not advertise 8BITMIME
 Per recipient (local part): t450* -> 450 4.2.0, r550* -> 550 5.1.1.
 Prints "ready" on stdout once listening; writes each received message
@@ -97,6 +98,8 @@ def session(conn, mode, flags):
                 continue
             note(".log", "MESSAGE " + " ".join(rcpts))
             say("250 2.0.0 Ok: queued as FAKE1")
+            if "closeafter" in flags:
+                return
         elif verb == "RSET" or verb == "NOOP":
             say("250 2.0.0 Ok")
         elif verb == "QUIT":

@@ -1028,6 +1028,19 @@ static void test_pool(void)
 	close(fd2);
 	teardown(&e);
 	test_end();
+
+	test_begin("pool: a session the server closed while idle is not used again");
+	setup(&e, "ok,closeafter", NULL);
+	fd = session(&e);
+	PREFIX(send_one(fd, "a@x.test", "b@y.test", b, sizeof(b)), "250 2.0.0");
+	PREFIX(send_one(fd, "a@x.test", "c@y.test", b, sizeof(b)), "250 2.0.0");
+	usleep(100000);
+	PREFIX(send_one(fd, "a@x.test", "d@y.test", b, sizeof(b)), "250 2.0.0");
+	snprintf(cmds, sizeof(cmds), "%s.log", e.msgfile);
+	test_assert(count_lines(cmds, "MESSAGE") == 3);
+	close(fd);
+	teardown(&e);
+	test_end();
 }
 
 int main(void)
