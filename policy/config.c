@@ -493,6 +493,7 @@ static void check_required(struct weir_config *cfg, enum config_user who, const 
 		}
 	}
 	if (who & CONFIG_FOR_AGENT && cfg->agent.nroutes == 0 &&
+	    !seen[setting_find("agent.routes") - weir_settings] &&
 	    (cfg->agent.smarthost == NULL || cfg->agent.smarthost[0] == '\0'))
 		config_errors_add(errs, file, 0, "agent.smarthost must be set (or agent.routes)");
 	if (who & CONFIG_FOR_AGENT && cfg->agent.lmtp_listen.n + cfg->agent.smtp_listen.n == 0)

@@ -478,7 +478,7 @@ static void parse_route(struct weir_config *cfg, config_setting_t *g, int i, con
 			       seen[k].line);
 			break;
 		}
-	seen[i].name = name ? xstrdup(name) : NULL;
+	seen[i].name = xstrdup(pc.route); /* the name, or "entry N" */
 	seen[i].line = (int)config_setting_source_line(g);
 	r.name = xstrdup(name ? name : pc.route);
 	r.sender_domains = member_list(&pc, g, "sender_domains", conv_domain, &r.nsender_domains);
