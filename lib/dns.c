@@ -316,6 +316,9 @@ static void answer_mx(void *arg, int err, struct ub_result *res)
 		q->mx_status = DNS_MX_NXDOMAIN;
 	else if (res->havedata)
 		mx_store(q, res);
+	else if (res->rcode == 0 &&
+		 dns_is_referral(res->answer_packet, (size_t)res->answer_len))
+		q->err = "no server answers for the domain";
 	else if (res->rcode == 0)
 		q->mx_status = DNS_MX_NONE;
 	else

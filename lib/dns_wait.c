@@ -99,10 +99,10 @@ static size_t skip_name(const unsigned char *pkt, size_t len, size_t off)
 	return 0;
 }
 
-/* is_referral - an answer with no records and no SOA in its authority
+/* dns_is_referral - an answer with no records and no SOA in its authority
  * section: a delegation, not a proof that the name or record is absent
  * (RFC 2308: NXDOMAIN and NODATA answers carry the zone's SOA) */
-static bool is_referral(const unsigned char *pkt, size_t len)
+bool dns_is_referral(const unsigned char *pkt, size_t len)
 {
 	size_t off = 12, qd, an, ns;
 
@@ -156,7 +156,7 @@ static void answer(void *arg, int err, struct ub_result *res)
 		p->ans.ttl = res->ttl > 0 ? (unsigned)res->ttl : 0;
 	}
 	if (err == 0 && res->rcode == 0 && !res->havedata &&
-	    is_referral(res->answer_packet, (size_t)res->answer_len))
+	    dns_is_referral(res->answer_packet, (size_t)res->answer_len))
 		p->rcode = -1; /* nobody answered for the zone: try again later */
 	if (res != NULL)
 		ub_resolve_free(res);

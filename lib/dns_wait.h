@@ -4,6 +4,7 @@
 #ifndef WEIR_DNS_WAIT_H
 #define WEIR_DNS_WAIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct ub_ctx;
@@ -54,6 +55,11 @@ void dns_wait_answer_free(struct dns_wait_answer *ans);
 enum dns_wait_result dns_wait_txt(struct dns_wait *w, const char *name, char ***records_r,
 				  size_t *n_r);
 void dns_records_free(char **records, size_t n);
+
+/* dns_is_referral - pkt (a whole DNS answer) holds no records and no
+ * SOA in its authority section: a delegation, not a proof that the name
+ * or the record is absent (RFC 2308) */
+bool dns_is_referral(const unsigned char *pkt, size_t len);
 
 /* dns_txt_join - the character-strings of one TXT rdata (wire format),
  * joined into one string; caller frees */
