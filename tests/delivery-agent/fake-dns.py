@@ -3,7 +3,9 @@
 
 usage: fake-dns.py PORT ZONEFILE
 ZONEFILE lines: NAME TYPE VALUE, TYPE one of A, AAAA, MX ("PREF TARGET",
-TARGET "." for a null MX) or FAIL (every query of NAME gets SERVFAIL).
+TARGET "." for a null MX), FAIL (every query of NAME gets SERVFAIL) or
+REFER NSNAME (a referral: no answer, an NS record in the authority
+section, as an authoritative server gives for a delegated name).
 A name that has no record at all is NXDOMAIN; a name with records of
 other types only answers NOERROR without data. UDP on 127.0.0.1, answers
 with RA set (weir's resolver forwards to it). Prints "ready" once bound."""
@@ -57,19 +59,22 @@ def answer(zone, data):
     qid, flags = struct.unpack("!HH", data[:4])
     name, qtype, _, question = parse_question(data)
     records = zone.get(name)
-    rcode, answers = 0, []
+    rcode, answers, authority = 0, [], []
     if records is None:
         rcode = 3
     elif any(t == "FAIL" for t, _ in records):
         rcode = 2
+    elif any(t == "REFER" for t, _ in records):
+        ns = encode_name([v for t, v in records if t == "REFER"][0])
+        authority.append(b"\xc0\x0c" + struct.pack("!HHIH", 2, 1, 60, len(ns)) + ns)
     else:
         for rtype, value in records:
             if TYPES.get(rtype) == qtype:
                 rd = rdata(rtype, value)
                 answers.append(b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, 60, len(rd)) + rd)
-    rflags = 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode
-    head = struct.pack("!HHHHHH", qid, rflags, 1, len(answers), 0, 0)
-    return head + question + b"".join(answers)
+    rflags = 0x8000 | (0 if authority else 0x0400) | (flags & 0x0100) | 0x0080 | rcode
+    head = struct.pack("!HHHHHH", qid, rflags, 1, len(answers), len(authority), 0)
+    return head + question + b"".join(answers) + b"".join(authority)
 
 
 def main():

@@ -943,7 +943,8 @@ static void test_mx(void)
 		   "d3.test MX 20 mx1.d1.test\n"
 		   "dead.d3.test A 127.0.0.4\n"
 		   "null.test MX 0 .\n"
-		   "fail.test FAIL x\n");
+		   "fail.test FAIL x\n"
+		   "refer.test REFER ns.nowhere.invalid\n");
 	fclose(f);
 	snprintf(script, sizeof(script), "%s/tests/delivery-agent/fake-dns.py", srcdir);
 	snprintf(port, sizeof(port), "%d", dport);
@@ -969,6 +970,7 @@ static void test_mx(void)
 	       "556 5.1.10 <c@null.test>: domain does not accept mail (null MX)");
 	PREFIX(cmd(fd, "RCPT TO:<d@nx.test>", b, sizeof(b)), "550 5.1.2 <d@nx.test>: domain not found");
 	PREFIX(cmd(fd, "RCPT TO:<e@fail.test>", b, sizeof(b)), "451 4.4.3 <e@fail.test>");
+	PREFIX(cmd(fd, "RCPT TO:<h@refer.test>", b, sizeof(b)), "451 4.4.3 <h@refer.test>");
 	PREFIX(cmd(fd, "RCPT TO:<f@d3.test>", b, sizeof(b)), "250 2.1.5");
 	PREFIX(cmd(fd, "RCPT TO:<g@d1.test>", b, sizeof(b)), "250 2.1.5");
 	PREFIX(cmd(fd, "DATA", b, sizeof(b)), "354");
