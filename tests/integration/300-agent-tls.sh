@@ -7,8 +7,11 @@
 #              once more in clear when the handshake fails
 #   a certificate for another name, or from an unknown CA: 451 4.7.5, the
 #              message stays in Postfix's queue and nothing reaches the
-#              sink in clear; verify = false is logged and delivers; once
-#              the route is fixed (reload) the queued mail goes out, once.
+#              sink in clear; verify = false is logged and delivers; a
+#              pooled session verified otherwise (verify = false, another
+#              CA) to the same host and port never serves a route that
+#              verifies; once the route is fixed (reload) the queued mail
+#              goes out, once.
 # Each case checks Postfix's delivery line and queue, the copy the sink
 # stored (its X-Sink-Session: tls=...) and weir-agent's lines.
 . "$(dirname "$0")/lib.sh"
@@ -35,6 +38,8 @@ ROUTES='
       hosts = ( { host = "BADHOST"; port = @SINK3_PORT@; tls = "starttls"; } ); },
     { name = "rogue"; rcpt_domains = ("rogue.weir.test");
       hosts = ( { host = "sink3.weir.test"; port = @SINK3_PORT@; tls = "starttls"; ca_file = "ROGUECA"; } ); },
+    { name = "rogue2"; rcpt_domains = ("rogue2.weir.test");
+      hosts = ( { host = "sink.weir.test"; port = @SINK_PORT@; tls = "starttls"; ca_file = "ROGUECA"; } ); },
     { name = "noverify"; rcpt_domains = ("noverify.weir.test");
       hosts = ( { host = "badname.weir.test"; port = @SINK3_PORT@; tls = "starttls"; verify = false; } ); },
     { name = "default";
@@ -64,6 +69,16 @@ check "starttls: weir-agent: $r status=sent (route starttls)" agent_rcpt "$r" se
 
 check "starttls: weir-agent: upstream session to sink.weir.test with TLS, verified" \
 	agent_log_has 'sink\.weir\.test' 'tls=TLSv1\.[23]' 'verified=yes'
+
+# a route that trusts another CA must not be served by the session just
+# verified against the test CA (same host, port and tls; pooled, idle)
+agent_mark
+t_rogue2=$(token) r_rogue2=user@rogue2.weir.test
+check "unknown CA, host with a pooled verified session: Postfix accepts" \
+	send_mail tls-rogue2@client.weir.test "$r_rogue2" "$t_rogue2"
+Q_ROGUE2=$QID
+check "unknown CA, host with a pooled verified session: deferred with 4.7.5" pf_deferred "$Q_ROGUE2" "$r_rogue2" '4\.7\.5'
+check "unknown CA, host with a pooled verified session: nothing stored" no_copy "$t_rogue2" 1
 
 # --- implicit TLS, port 465 by default ----------------------------------------
 agent_mark
@@ -175,6 +190,7 @@ check "the wrong-name message arrives after the fix, once, over TLS" one_copy "$
 check "... stored over TLS" stored_with "$t_bad" "$SINK3_DIR" '^tls=TLSv1\.[23] '
 check "the unknown-CA message arrives after the fix, once" one_copy "$t_rogue" "$SINK3_DIR" 60
 check "the second wrong-name message arrives after the fix, once" one_copy "$t" "$SINK3_DIR" 60
+check "the rogue2 message arrives after the fix, once (at sink)" one_copy "$t_rogue2" "$SINK_DIR" 60
 check "Postfix: the wrong-name message status=sent" pf_sent "$Q_BAD" "$r_bad"
 check "Postfix: the unknown-CA message status=sent" pf_sent "$Q_ROGUE" "$r_rogue"
 check "Postfix: the second wrong-name message status=sent" pf_sent "$Q_BAD2" "$r"
