@@ -343,3 +343,12 @@ agent_end() {
 quiet() {
 	"$@" >/dev/null
 }
+
+# no_copy_in TOKEN SPOOL [SECS]: SPOOL holds no copy of TOKEN (after SECS,
+# default 1)
+no_copy_in() {
+	sleep "${3:-1}"
+	[ -z "$(sink_files_with "$1" "$2")" ] && return 0
+	echo "    $1 was stored in $2: $(sink_files_with "$1" "$2" | head -n 2 | tr '\n' ' ')"
+	return 1
+}
