@@ -274,6 +274,18 @@ static char *host_id(const struct route_host *h)
 		free(id);
 		id = t;
 	}
+	/* a session verified against one CA, or not verified at all, must
+	 * never serve a host that trusts another: part of the pool key */
+	if (!h->verify && h->tls != ROUTE_TLS_MAY && h->tls != ROUTE_TLS_NONE) {
+		t = xasprintf("%s/noverify", id);
+		free(id);
+		id = t;
+	}
+	if (h->ca_file != NULL) {
+		t = xasprintf("%s/ca=%s", id, h->ca_file);
+		free(id);
+		id = t;
+	}
 	return id;
 }
 

@@ -99,6 +99,9 @@ static const char routes_conf[] =
 	"      hosts = ( { host = \"a1.test\"; weight = 3; }, { host = \"a2.test\"; },\n"
 	"                { host = \"a3.test\"; priority = 1; tls = \"none\"; } ); },\n"
 	"    { name = \"direct\"; rcpt_domains = (\".direct.test\"); mx = true; },\n"
+	"    { name = \"lab\"; sender_domains = \"lab.test\"; hosts = (\n"
+	"      { host = \"smtp.office365.com\"; port = 587; credentials = \"m\"; verify = false; },\n"
+	"      { host = \"smtp.office365.com\"; port = 25; tls = \"starttls\"; ca_file = \"/x.pem\"; } ); },\n"
 	"    { name = \"default\"; hosts = ( { host = \"relay.test\"; } ); }\n"
 	"  );\n"
 	"};\n";
@@ -117,7 +120,11 @@ static void test_parse(void)
 		test_end();
 		return;
 	}
-	test_assert(cfg->agent.nroutes == 5);
+	test_assert(cfg->agent.nroutes == 6);
+	/* verification is part of the pool key: an unverified session, or
+	 * one verified against another CA, never serves a verifying host */
+	test_assert_str(cfg->agent.routes[4].hosts[0].id, "smtp.office365.com:587/starttls/m/noverify");
+	test_assert_str(cfg->agent.routes[4].hosts[1].id, "smtp.office365.com:25/starttls/ca=/x.pem");
 	r = &cfg->agent.routes[0];
 	test_assert_str(r->name, "m365");
 	test_assert(r->hosts[0].tls == ROUTE_TLS_STARTTLS); /* credentials */
@@ -133,7 +140,7 @@ static void test_parse(void)
 	test_assert(r->hosts[2].priority == 1 && r->hosts[2].tls == ROUTE_TLS_NONE);
 	test_assert(r->hosts[0].tls == ROUTE_TLS_MAY && r->hosts[0].port == 25);
 	test_assert(cfg->agent.routes[3].mx && cfg->agent.routes[3].nhosts == 0);
-	test_assert(cfg->agent.routes[4].is_default);
+	test_assert(cfg->agent.routes[5].is_default);
 	test_assert(!cfg->agent.routes[0].is_default);
 
 	test_assert_str(routes_find(cfg, "example.com", "x.test", NULL)->name, "m365");
