@@ -198,6 +198,14 @@ static void failed(struct dest *d, enum fail_kind kind, const char *text)
 	d->open_cb(d);
 }
 
+/* keep_reply - a copy of an upstream's refusal, quoted to each recipient */
+static void keep_reply(struct dest *d, const struct smtp_reply *r)
+{
+	smtp_reply_clear(&d->fail_reply);
+	d->fail_reply = *r;
+	d->fail_reply.text = r->text ? xstrndup(r->text, r->text_len) : NULL;
+}
+
 int dest_fail_code(const struct dest *d)
 {
 	switch (d->fail_kind) {
@@ -261,9 +269,7 @@ static void mail_done(void *arg, const struct smtp_reply *r, const char *fail)
 		return;
 	}
 	if (r->code / 100 != 2) {
-		smtp_reply_clear(&d->fail_reply);
-		d->fail_reply.code = r->code;
-		d->fail_reply.text = xstrdup(r->text ? r->text : "");
+		keep_reply(d, r);
 		failed(d, FAIL_QUOTED, NULL);
 		return;
 	}
@@ -324,9 +330,7 @@ static void opened(void *arg, struct pool_session *s, const struct smtp_reply *r
 	d->req = NULL;
 	if (s == NULL) {
 		if (reply != NULL) {
-			smtp_reply_clear(&d->fail_reply);
-			d->fail_reply.code = reply->code;
-			d->fail_reply.text = xstrdup(reply->text ? reply->text : "");
+			keep_reply(d, reply);
 			failed(d, FAIL_QUOTED, NULL);
 		} else {
 			failed(d, FAIL_LINE, fail);

@@ -318,14 +318,21 @@ static void opened(void *arg, const struct smtp_reply *reply, const char *fail)
 		return;
 	}
 	why = upstream_failure(s->up);
+	if (fail == NULL) {
+		/* the upstream's own 5xx while opening (AUTH refused, reject):
+		 * copied, as it may live in the upstream freed below */
+		struct smtp_reply copy = *reply;
+		copy.text = reply->text ? xstrndup(reply->text, reply->text_len) : NULL;
+		q->s = NULL;
+		session_free(s);
+		wake(q->cur);
+		finish(q, NULL, &copy, NULL);
+		smtp_reply_clear(&copy);
+		return;
+	}
 	q->s = NULL;
 	session_free(s);
 	wake(q->cur);
-	if (fail == NULL) {
-		/* the upstream's own 5xx while opening (AUTH refused, reject) */
-		finish(q, NULL, reply, NULL);
-		return;
-	}
 	snprintf(q->last_fail, sizeof(q->last_fail), "%s", fail);
 	if (why == UPF_CONNECT || why == UPF_GREETING || why == UPF_TLS) {
 		host_failed(q->p, q->cur, q->cfg, fail);

@@ -11,7 +11,8 @@ MODE: ok       normal server
 FLAG: dsn      advertises DSN and SMTPUTF8
       closeafter  closes the connection right after answering the data
       no8bit   does not advertise 8BITMIME
-Per recipient (local part): t450* -> 450 4.2.0, r550* -> 550 5.1.1.
+Per recipient (local part): t450* -> 450 4.2.0, r550* -> 550 5.1.1;
+per sender: m550* -> 550 5.7.1 at MAIL.
 Prints "ready" on stdout once listening; writes each received message
 (still dot-stuffed, as sent) to MSGFILE, and appends every command line
 it receives to MSGFILE.cmds (one per line) and one line per message
@@ -65,7 +66,10 @@ def session(conn, mode, flags):
             say("250 fake.test")
         elif verb == "MAIL":
             rcpts = []
-            say("250 2.1.0 Ok")
+            if cmd[cmd.find("<") + 1:].startswith("m550"):
+                say("550 5.7.1 <%s>: Sender address rejected" % cmd[cmd.find("<") + 1:cmd.find(">")])
+            else:
+                say("250 2.1.0 Ok")
         elif verb == "RCPT":
             addr = cmd[cmd.find("<") + 1:cmd.rfind(">")]
             if addr.startswith("t450"):

@@ -729,6 +729,20 @@ static void test_split(void)
 	teardown(&e);
 	test_end();
 
+	test_begin("MAIL refused by a destination: its recipients get the refusal quoted");
+	two_fakes(&e, &a, "ok", &bb, "ok", split_routes, 0);
+	fd = session(&e);
+	PREFIX(cmd(fd, "MAIL FROM:<m550@x.test>", b, sizeof(b)), "250 2.1.0");
+	PREFIX(cmd(fd, "RCPT TO:<x@a.test>", b, sizeof(b)), "550 5.7.1 <x@a.test>: smart host");
+	test_assert(strstr(b, "said: 550 5.7.1 <m550@x.test>: Sender address rejected") != NULL);
+	PREFIX(cmd(fd, "RCPT TO:<z@a.test>", b, sizeof(b)), "550 5.7.1 <z@a.test>: smart host");
+	test_assert(strstr(b, "Sender address rejected") != NULL);
+	close(fd);
+	fake_stop(&a);
+	fake_stop(&bb);
+	teardown(&e);
+	test_end();
+
 	test_begin("LMTP: one destination fails after the data, the other does not");
 	two_fakes(&e, &a, "data451", &bb, "ok", split_routes, 0);
 	fd = session(&e);
