@@ -323,11 +323,13 @@ static void send_mail(struct dest *d)
 
 /* opened - the pool's answer */
 static void opened(void *arg, struct pool_session *s, const struct smtp_reply *reply,
-		   const char *fail)
+		   const char *fail, const char *host)
 {
 	struct dest *d = arg;
 
 	d->req = NULL;
+	if (s == NULL && host != NULL)
+		snprintf(d->name, sizeof(d->name), "%s", host);
 	if (s == NULL) {
 		if (reply != NULL) {
 			keep_reply(d, reply);

@@ -238,11 +238,13 @@ static void finish(struct pool_req *q, struct pool_session *s, const struct smtp
 	pool_cb *cb = q->cb;
 	void *ctx = q->ctx;
 	char *copy = fail ? xstrdup(fail) : NULL; /* fail may be q->last_fail */
+	char *host = q->cur_rh ? xstrdup(q->cur_rh->host) : NULL;
 
 	q->s = NULL;
 	pool_cancel(q);
-	cb(ctx, s, reply, copy);
+	cb(ctx, s, reply, copy, host);
 	free(copy);
+	free(host);
 }
 
 static void session_free(struct pool_session *s)

@@ -29,10 +29,11 @@ struct pool_session;
 /* Result of pool_open: a ready session (s), or s == NULL and fail is
  * the 4xx line for the client (the last host's failure), or s == NULL
  * and reply is a 5xx the upstream gave while the session was opened
- * (AUTH refused with agent.auth_failure = reject). Never called from
+ * (AUTH refused with agent.auth_failure = reject); host names the host
+ * tried last (NULL when none was). Never called from
  * inside pool_open. */
 typedef void pool_cb(void *ctx, struct pool_session *s, const struct smtp_reply *reply,
-		     const char *fail);
+		     const char *fail, const char *host);
 
 struct pool *pool_new(struct event_base *base);
 /* pool_free - close idle sessions (QUIT) and free; every session handed
