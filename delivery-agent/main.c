@@ -303,6 +303,9 @@ static void startup(struct agent *a, struct weir_config *cfg)
 	if (cfg->agent.pid_file[0] != '\0' &&
 	    daemon_pidfile_write(cfg->agent.pid_file, uid, gid, &err) < 0)
 		log_fatal("pid file %s: %s", cfg->agent.pid_file, err);
+	/* the state file is rewritten (tmp + rename) as user: its directory */
+	if (geteuid() == 0)
+		daemon_prepare_db(cfg->agent.state_file, uid, gid, "agent.state_file");
 	if (daemon_drop_privileges(cfg->user, &err) < 0)
 		log_fatal("cannot switch to user %s: %s", cfg->user, err);
 	set_resolver(a, cfg);
