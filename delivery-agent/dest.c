@@ -32,7 +32,7 @@ enum fail_kind {
 	FAIL_QUOTED,  /* reply: the upstream refused MAIL */
 	FAIL_NULL_MX, /* 556 5.1.10 */
 	FAIL_NXDOMAIN,
-	FAIL_DNS,     /* fail: the resolver's reason */
+	FAIL_DNS, /* fail: the resolver's reason */
 };
 
 struct dest {
@@ -52,7 +52,7 @@ struct dest {
 	char name[320];
 	dest_open_cb *open_cb;
 	dest_reply_cb *reply_cb;
-	struct event *kick; /* report a state from the event loop */
+	struct event *kick;  /* report a state from the event loop */
 	struct event *later; /* report later_fail from the event loop */
 	char *later_fail;
 	struct evbuffer *msg;
@@ -111,7 +111,7 @@ struct dest *dest_new(struct client *c, const struct route *r, const char *domai
 	d->later = evtimer_new(c->agent->base, later_cb, d);
 	smtp_reply_init(&d->fail_reply);
 	snprintf(d->name, sizeof(d->name), "%s%s%s", r->name, domain ? "/" : "",
-		 domain ? domain : "");
+	         domain ? domain : "");
 	return d;
 }
 
@@ -209,17 +209,12 @@ static void keep_reply(struct dest *d, const struct smtp_reply *r)
 int dest_fail_code(const struct dest *d)
 {
 	switch (d->fail_kind) {
-	case FAIL_NULL_MX:
-		return 556;
-	case FAIL_NXDOMAIN:
-		return 550;
-	case FAIL_DNS:
-		return 451;
-	case FAIL_QUOTED:
-		return d->fail_reply.code / 100 == 5 ? d->fail_reply.code : 451;
+	case FAIL_NULL_MX: return 556;
+	case FAIL_NXDOMAIN: return 550;
+	case FAIL_DNS: return 451;
+	case FAIL_QUOTED: return d->fail_reply.code / 100 == 5 ? d->fail_reply.code : 451;
 	case FAIL_LINE:
-	default:
-		return d->fail[0] == '5' ? atoi(d->fail) : 451;
+	default: return d->fail[0] == '5' ? atoi(d->fail) : 451;
 	}
 }
 
@@ -231,16 +226,13 @@ char *dest_fail_line(const struct dest *d, const char *rcpt)
 	switch (d->fail_kind) {
 	case FAIL_NULL_MX:
 		return xasprintf("556 5.1.10 %s: domain does not accept mail (null MX)", who);
-	case FAIL_NXDOMAIN:
-		return xasprintf("550 5.1.2 %s: domain not found", who);
+	case FAIL_NXDOMAIN: return xasprintf("550 5.1.2 %s: domain not found", who);
 	case FAIL_DNS:
 		return xasprintf("451 4.4.3 %s: MX lookup of %s failed: %s", who, d->domain,
-				 d->fail);
-	case FAIL_QUOTED:
-		return relay_quote(&d->fail_reply, rcpt ? who : NULL, d->name);
+		                 d->fail);
+	case FAIL_QUOTED: return relay_quote(&d->fail_reply, rcpt ? who : NULL, d->name);
 	case FAIL_LINE:
-	default:
-		return xstrdup(d->fail);
+	default: return xstrdup(d->fail);
 	}
 }
 
@@ -260,7 +252,8 @@ static void mail_done(void *arg, const struct smtp_reply *r, const char *fail)
 			/* an idle session the server had closed: nothing was
 			 * sent yet, so a fresh one may take it */
 			log_info("conn=%lu relay=%s: reused session lost at MAIL (%s); opening "
-				 "another", d->c->id, d->name, fail);
+			         "another",
+			         d->c->id, d->name, fail);
 			d->retried = true;
 			reopen(d);
 			return;
@@ -313,7 +306,7 @@ static void send_mail(struct dest *d)
 			snprintf(line + n, sizeof(line) - (size_t)n, " ENVID=%s", m->envid);
 	} else if (m->ret[0] || m->envid[0]) {
 		log_info("conn=%lu relay=%s: no DSN there: RET/ENVID not passed on", d->c->id,
-			 d->name);
+		         d->name);
 		d->dsn_dropped_logged = true;
 	}
 	d->state = D_MAIL;
@@ -323,7 +316,7 @@ static void send_mail(struct dest *d)
 
 /* opened - the pool's answer */
 static void opened(void *arg, struct pool_session *s, const struct smtp_reply *reply,
-		   const char *fail, const char *host)
+                   const char *fail, const char *host)
 {
 	struct dest *d = arg;
 
@@ -351,7 +344,7 @@ static void open_hosts(struct dest *d, const struct route_host *hosts, size_t n,
 
 	d->state = D_OPENING;
 	d->req = pool_open(c->agent->pool, c->agent->dns, c->cfg, d->route, hosts, n, ordered,
-			   opened, d);
+	                   opened, d);
 }
 
 /* mx_host - one MX (or the domain itself) as a host: port 25, TLS
@@ -370,21 +363,15 @@ static void mx_host(struct route_host *h, const char *name)
 
 /* mx_done - the MX records of the recipient domain */
 static void mx_done(void *arg, enum dns_mx_status st, const struct dns_mx *mx, size_t n,
-		    const char *err)
+                    const char *err)
 {
 	struct dest *d = arg;
 
 	d->mxq = NULL;
 	switch (st) {
-	case DNS_MX_NULL:
-		failed(d, FAIL_NULL_MX, NULL);
-		return;
-	case DNS_MX_NXDOMAIN:
-		failed(d, FAIL_NXDOMAIN, NULL);
-		return;
-	case DNS_MX_FAIL:
-		failed(d, FAIL_DNS, err);
-		return;
+	case DNS_MX_NULL: failed(d, FAIL_NULL_MX, NULL); return;
+	case DNS_MX_NXDOMAIN: failed(d, FAIL_NXDOMAIN, NULL); return;
+	case DNS_MX_FAIL: failed(d, FAIL_DNS, err); return;
 	case DNS_MX_NONE:
 		d->mx_hosts = xcalloc(1, sizeof(*d->mx_hosts));
 		mx_host(&d->mx_hosts[0], d->domain);
@@ -411,7 +398,7 @@ static void mx_done(void *arg, enum dns_mx_status st, const struct dns_mx *mx, s
 		break;
 	}
 	log_debug("conn=%lu mx of %s: %zu hosts, first %s", d->c->id, d->domain, d->nmx,
-		  d->mx_hosts[0].host);
+	          d->mx_hosts[0].host);
 	open_hosts(d, d->mx_hosts, d->nmx, true);
 }
 
@@ -473,20 +460,20 @@ void dest_rcpt(struct dest *d, const struct rcpt *r, dest_reply_cb *done)
 
 	d->reply_cb = done;
 	if (up == NULL || !upstream_ready(up)) {
-		fail_later(d, xasprintf("451 4.4.2 <%s>: connection to %s was lost", r->addr,
-					d->name));
+		fail_later(
+		    d, xasprintf("451 4.4.2 <%s>: connection to %s was lost", r->addr, d->name));
 		return;
 	}
 	n = snprintf(line, sizeof(line), "RCPT TO:<%s>", r->addr);
 	if (upstream_has_dsn(up)) {
 		if (r->params.notify[0])
 			n += snprintf(line + n, sizeof(line) - (size_t)n, " NOTIFY=%s",
-				      r->params.notify);
+			              r->params.notify);
 		if (r->params.orcpt[0])
 			snprintf(line + n, sizeof(line) - (size_t)n, " ORCPT=%s", r->params.orcpt);
 	} else if ((r->params.notify[0] || r->params.orcpt[0]) && !d->dsn_dropped_logged) {
 		log_info("conn=%lu relay=%s: no DSN there: NOTIFY/ORCPT not passed on", d->c->id,
-			 d->name);
+		         d->name);
 		d->dsn_dropped_logged = true;
 	}
 	d->busy = true;
@@ -501,7 +488,8 @@ void dest_data(struct dest *d, struct evbuffer *msg, dest_reply_cb *done)
 	d->reply_cb = done;
 	d->state = D_DATA;
 	if (up == NULL || !upstream_ready(up)) {
-		fail_later(d, xasprintf("451 4.4.2 connection to %s was lost before DATA", d->name));
+		fail_later(d,
+		           xasprintf("451 4.4.2 connection to %s was lost before DATA", d->name));
 		return;
 	}
 	/* a reference to the transaction's copy, which outlives the send */

@@ -64,7 +64,7 @@ struct dest_work {
 	size_t *rcpts; /* indexes into the transaction's recipients */
 	size_t n, next;
 	size_t accepted;
-	int code;      /* final code after DATA */
+	int code; /* final code after DATA */
 };
 struct dest_work *dest_work(struct dest *d);
 

@@ -25,8 +25,8 @@
 #include "policy/config.h"
 #include "policy/routes.h"
 
-#define BACKOFF_MAX 600     /* seconds: the longest a host is skipped */
-#define STATE_INTERVAL 5    /* seconds between state file writes */
+#define BACKOFF_MAX    600 /* seconds: the longest a host is skipped */
+#define STATE_INTERVAL 5   /* seconds between state file writes */
 
 struct pool_session {
 	struct pool_host *host;
@@ -35,16 +35,16 @@ struct pool_session {
 	unsigned messages, max_messages;
 	long idle_secs;
 	bool idle;
-	bool reused; /* handed out from the idle list */
+	bool reused;                      /* handed out from the idle list */
 	struct pool_session *prev, *next; /* the host's idle list */
 };
 
 struct pool_host {
 	char *id;
-	char *route;		/* route it was first used for (state file) */
+	char *route;            /* route it was first used for (state file) */
 	struct route_host *own; /* MX hosts: our copy, borrowed by upstreams */
 	int failures;
-	time_t down_until;	/* 0: up */
+	time_t down_until; /* 0: up */
 	char last_error[200];
 	unsigned open, sent;
 	size_t nidle;
@@ -126,7 +126,7 @@ static void state_changed(struct pool *p)
 
 /* host_failed - connect, greeting or TLS failure: down for a while */
 static void host_failed(struct pool *p, struct pool_host *h, const struct weir_config *cfg,
-			const char *why)
+                        const char *why)
 {
 	long backoff = cfg->agent.host_backoff, cap = backoff > BACKOFF_MAX ? backoff : BACKOFF_MAX;
 
@@ -138,7 +138,7 @@ static void host_failed(struct pool *p, struct pool_host *h, const struct weir_c
 	h->down_until = time(NULL) + backoff;
 	snprintf(h->last_error, sizeof(h->last_error), "%s", why);
 	log_warning("host=%s route=%s state=down failures=%d backoff=%lds reason=\"%s\"", h->id,
-		    h->route, h->failures, backoff, why);
+	            h->route, h->failures, backoff, why);
 	state_changed(p);
 }
 
@@ -233,7 +233,7 @@ static long pick(struct pool_req *q)
 
 /* finish - hand the result to the caller and free q */
 static void finish(struct pool_req *q, struct pool_session *s, const struct smtp_reply *reply,
-		   const char *fail)
+                   const char *fail)
 {
 	pool_cb *cb = q->cb;
 	void *ctx = q->ctx;
@@ -383,8 +383,8 @@ static void wait_expired(evutil_socket_t fd, short what, void *arg)
 		h->waiters_tail = w;
 	q->waiting = false;
 	snprintf(line, sizeof(line),
-		 "451 4.4.5 smart host %s: all %u sessions busy for %lds, try again later", h->id,
-		 h->open, q->cfg->agent.connect_timeout);
+	         "451 4.4.5 smart host %s: all %u sessions busy for %lds, try again later", h->id,
+	         h->open, q->cfg->agent.connect_timeout);
 	finish(q, NULL, NULL, line);
 }
 
@@ -392,7 +392,7 @@ static void wait_expired(evutil_socket_t fd, short what, void *arg)
 static unsigned max_conn(const struct pool_req *q)
 {
 	return q->cur_rh->max_connections > 0 ? (unsigned)q->cur_rh->max_connections
-					      : (unsigned)q->cfg->agent.max_connections;
+	                                      : (unsigned)q->cfg->agent.max_connections;
 }
 
 /* acquire - a session of the current host: idle, new, or wait */
@@ -432,7 +432,7 @@ static void acquire(struct pool_req *q)
 	s->host = h;
 	s->idle_timer = evtimer_new(q->p->base, idle_expired, s);
 	s->max_messages = (unsigned)(q->cur_rh->max_messages > 0 ? q->cur_rh->max_messages
-								 : q->cfg->agent.max_messages);
+	                                                         : q->cfg->agent.max_messages);
 	s->idle_secs = q->cfg->agent.session_idle;
 	s->up = upstream_new_host(q->p->base, q->dns, q->cfg, q->cur_rh);
 	h->open++;
@@ -466,7 +466,7 @@ static void next_host(struct pool_req *q)
 		q->cur_rh = q->cur->own;
 	if (host_is_down(q->cur, time(NULL)))
 		log_info("host=%s route=%s: every host is down; trying the one that recovers first",
-			 q->cur->id, q->route->name);
+		         q->cur->id, q->route->name);
 	acquire(q);
 }
 
@@ -479,8 +479,8 @@ static void start(evutil_socket_t fd, short what, void *arg)
 }
 
 struct pool_req *pool_open(struct pool *p, struct dns *dns, struct weir_config *cfg,
-			   const struct route *route, const struct route_host *hosts, size_t n,
-			   bool ordered, pool_cb *cb, void *ctx)
+                           const struct route *route, const struct route_host *hosts, size_t n,
+                           bool ordered, pool_cb *cb, void *ctx)
 {
 	struct pool_req *q = xcalloc(1, sizeof(*q));
 
@@ -648,13 +648,13 @@ void pool_free(struct pool *p)
 
 /* write_host - one "host" line of the state file */
 static void write_host(FILE *f, const char *route, const char *id, const struct pool_host *h,
-		       time_t now)
+                       time_t now)
 {
 	bool down = host_is_down(h, now);
 
 	fprintf(f, "host route=%s id=%s state=%s until=%lld failures=%d open=%u idle=%zu sent=%u",
-		route, id, down ? "down" : "up", down ? (long long)h->down_until : 0LL,
-		h ? h->failures : 0, h ? h->open : 0, h ? h->nidle : 0, h ? h->sent : 0);
+	        route, id, down ? "down" : "up", down ? (long long)h->down_until : 0LL,
+	        h ? h->failures : 0, h ? h->open : 0, h ? h->nidle : 0, h ? h->sent : 0);
 	fprintf(f, " error=%s\n", h && h->last_error[0] ? h->last_error : "-");
 }
 
@@ -672,7 +672,8 @@ void pool_write_state(struct pool *p, const struct weir_config *cfg)
 	if (f == NULL) {
 		if (!p->state_error_logged)
 			log_warning("state file %s: %s (weirctl route show will not see this "
-				    "agent)", tmp, strerror(errno));
+			            "agent)",
+			            tmp, strerror(errno));
 		p->state_error_logged = true;
 		free(tmp);
 		return;
@@ -682,7 +683,7 @@ void pool_write_state(struct pool *p, const struct weir_config *cfg)
 	for (size_t i = 0; i < cfg->agent.nroutes; i++) {
 		const struct route *r = &cfg->agent.routes[i];
 		fprintf(f, "route name=%s mx=%s default=%s\n", r->name, r->mx ? "yes" : "no",
-			r->is_default ? "yes" : "no");
+		        r->is_default ? "yes" : "no");
 		for (size_t j = 0; j < r->nhosts; j++) {
 			const struct pool_host *h;
 			for (h = p->hosts; h != NULL && strcmp(h->id, r->hosts[j].id) != 0;

@@ -33,7 +33,7 @@ struct pool_session;
  * tried last (NULL when none was). Never called from
  * inside pool_open. */
 typedef void pool_cb(void *ctx, struct pool_session *s, const struct smtp_reply *reply,
-		     const char *fail, const char *host);
+                     const char *fail, const char *host);
 
 struct pool *pool_new(struct event_base *base);
 /* pool_free - close idle sessions (QUIT) and free; every session handed
@@ -50,8 +50,8 @@ void pool_flush_idle(struct pool *p);
  * the route in the state file. cfg and hosts must stay valid until cb
  * has run (the caller holds the configuration). */
 struct pool_req *pool_open(struct pool *p, struct dns *dns, struct weir_config *cfg,
-			   const struct route *route, const struct route_host *hosts, size_t n,
-			   bool ordered, pool_cb *cb, void *ctx);
+                           const struct route *route, const struct route_host *hosts, size_t n,
+                           bool ordered, pool_cb *cb, void *ctx);
 /* pool_cancel - forget req; its callback will not run */
 void pool_cancel(struct pool_req *req);
 

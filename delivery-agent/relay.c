@@ -54,7 +54,7 @@ static const char *log_relay(const struct client *c, const struct dest *d)
 }
 
 static void log_line(struct client *c, const char *rcpt, const struct dest *d, const char *status,
-		     const char *reply)
+                     const char *reply)
 {
 	struct kvline kv;
 
@@ -94,16 +94,16 @@ char *relay_quote(const struct smtp_reply *r, const char *who, const char *relay
 	int code = r->code == 421 ? 451 : r->code;
 
 	line = xasprintf("%d %s %s%ssmart host %s said: %s", code,
-			 smtp_reply_enhanced(r, enh, sizeof(enh)), who ? who : "",
-			 who ? ": " : "", relay, said);
+	                 smtp_reply_enhanced(r, enh, sizeof(enh)), who ? who : "", who ? ": " : "",
+	                 relay, said);
 	free(said);
 	return line;
 }
 
 /* outcome - the line for a client from an upstream reply (ok when it is
  * 2xx) or a failure line; *code_r its code */
-static char *outcome(const struct smtp_reply *r, const char *fail, const char *who,
-		     const char *ok, const char *relay, int *code_r)
+static char *outcome(const struct smtp_reply *r, const char *fail, const char *who, const char *ok,
+                     const char *relay, int *code_r)
 {
 	if (r == NULL) {
 		*code_r = 451;
@@ -120,7 +120,7 @@ static char *outcome(const struct smtp_reply *r, const char *fail, const char *w
 	/* 1xx/3xx where it makes no sense: our problem, keep the mail */
 	*code_r = 451;
 	return xasprintf("451 4.4.0 %s%sunexpected reply from smart host %s", who ? who : "",
-			 who ? ": " : "", relay);
+	                 who ? ": " : "", relay);
 }
 
 /* domain_of - the lowercased domain of an address, or NULL */
@@ -316,12 +316,12 @@ static void rcpt_provisional(struct client *c, const char *rdom)
 	if (!c->lmtp) {
 		unsigned long long sig = routes_signature(c->cfg, t->sender_domain, rdom);
 		const char *sd = routes_any_mx(c->cfg) ? rdom : NULL;
-		if (t->nrcpts > 0 &&
-		    (sig != t->sig || (sd == NULL) != (t->sig_domain == NULL) ||
-		     (sd != NULL && strcmp(sd, t->sig_domain) != 0))) {
-			client_reply(c, "452 4.5.3 <%s>: recipients for another destination: send "
-					"them in another transaction",
-				     c->pending_rcpt.addr);
+		if (t->nrcpts > 0 && (sig != t->sig || (sd == NULL) != (t->sig_domain == NULL) ||
+		                      (sd != NULL && strcmp(sd, t->sig_domain) != 0))) {
+			client_reply(c,
+			             "452 4.5.3 <%s>: recipients for another destination: send "
+			             "them in another transaction",
+			             c->pending_rcpt.addr);
 			return;
 		}
 		if (t->nrcpts == 0) {
@@ -350,15 +350,17 @@ void relay_rcpt(struct client *c)
 	if (t->early) {
 		d = t->dests[0];
 	} else if ((r = routes_find(c->cfg, t->sender_domain, rdom, NULL)) == NULL) {
-		client_reply(c, "451 4.3.0 <%s>: no route: check agent.routes", c->pending_rcpt.addr);
+		client_reply(c, "451 4.3.0 <%s>: no route: check agent.routes",
+		             c->pending_rcpt.addr);
 		free(rdom);
 		c->busy = false;
 		return;
 	} else if ((d = find_dest(t, r, r->mx ? rdom : NULL)) == NULL) {
 		if (!c->lmtp && t->ndests > 0) {
-			client_reply(c, "452 4.5.3 <%s>: recipients for another destination: send "
-					"them in another transaction",
-				     c->pending_rcpt.addr);
+			client_reply(c,
+			             "452 4.5.3 <%s>: recipients for another destination: send "
+			             "them in another transaction",
+			             c->pending_rcpt.addr);
 			free(rdom);
 			c->busy = false;
 			return;
@@ -452,7 +454,7 @@ static void data_done(struct dest *d, const struct smtp_reply *r, const char *fa
 			continue;
 		snprintf(who, sizeof(who), "<%s>", rc->addr);
 		ok = xasprintf("250 2.0.0 %s%srelayed to %s: %s", c->lmtp ? who : "",
-			       c->lmtp ? " " : "", dest_name(d), said ? said : "");
+		               c->lmtp ? " " : "", dest_name(d), said ? said : "");
 		free(rc->line);
 		rc->line = outcome(r, fail, c->lmtp ? who : NULL, ok, dest_name(d), &rc->code);
 		free(ok);
@@ -510,8 +512,8 @@ static void smtp_partial(struct client *c, struct dest *d)
 		t->smtp_line = xstrdup(first->line);
 	else
 		t->smtp_line = xasprintf("451 4.5.3 %s refused some recipients (%s); send them "
-					 "one per transaction, or over LMTP",
-					 dest_name(d), first->line);
+		                         "one per transaction, or over LMTP",
+		                         dest_name(d), first->line);
 }
 
 /* prov_next - the next provisional recipient, then the data */
@@ -572,7 +574,8 @@ static void route_provisional(struct client *c)
 
 		if (r == NULL) {
 			rc->code = 451;
-			rc->line = xasprintf("451 4.3.0 <%s>: no route: check agent.routes", rc->addr);
+			rc->line =
+			    xasprintf("451 4.3.0 <%s>: no route: check agent.routes", rc->addr);
 			free(rdom);
 			continue;
 		}
@@ -600,7 +603,8 @@ static void answer_all(struct client *c, bool async)
 		struct rcpt *rc = &t->rcpts[i];
 		if (rc->line == NULL) {
 			rc->code = 451;
-			rc->line = xasprintf("451 4.3.0 <%s>: not relayed (internal error)", rc->addr);
+			rc->line =
+			    xasprintf("451 4.3.0 <%s>: not relayed (internal error)", rc->addr);
 		}
 		if (c->lmtp)
 			client_reply(c, "%s", rc->line);
@@ -639,7 +643,7 @@ void relay_data(struct client *c)
 		route_provisional(c);
 	for (size_t i = 0; i < t->ndests; i++)
 		if (t->provisional ? dest_work(t->dests[i])->n > 0
-				   : dest_work(t->dests[i])->accepted > 0)
+		                   : dest_work(t->dests[i])->accepted > 0)
 			n++;
 	if (n == 0) {
 		/* nothing to send (every recipient was refused in routing) */

@@ -29,14 +29,14 @@
 #include "policy/config.h"
 #include "policy/routes.h"
 
-#define WHAT "agent.routes"
+#define WHAT           "agent.routes"
 #define ROUTE_NAME_MAX 64
-#define WEIGHT_MAX 10000
-#define PRIORITY_MAX 1000
+#define WEIGHT_MAX     10000
+#define PRIORITY_MAX   1000
 
 static const char *const tls_names[] = {"none", "may", "starttls", "implicit", NULL};
-static const char *const auth_names[] = {"none", "any", "plain", "login", "cram-md5", "xoauth2",
-					 NULL};
+static const char *const auth_names[] = {"none",     "any",     "plain", "login",
+                                         "cram-md5", "xoauth2", NULL};
 
 /* Where errors go: the file and the route being parsed */
 struct parse_ctx {
@@ -49,7 +49,7 @@ struct parse_ctx {
 #define report(pc, node, ...) report_at(pc, (int)config_setting_source_line(node), __VA_ARGS__)
 
 static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
 {
@@ -93,15 +93,16 @@ static const char *member_string(struct parse_ctx *pc, config_setting_t *g, cons
 
 /* member_int - the integer member name of g within [min, max]; def when
  * absent or wrong (reported) */
-static int member_int(struct parse_ctx *pc, config_setting_t *g, const char *name, int def,
-		      int min, int max)
+static int member_int(struct parse_ctx *pc, config_setting_t *g, const char *name, int def, int min,
+                      int max)
 {
 	config_setting_t *m = config_setting_get_member(g, name);
 	long long v;
 
 	if (m == NULL)
 		return def;
-	if (config_setting_type(m) != CONFIG_TYPE_INT && config_setting_type(m) != CONFIG_TYPE_INT64) {
+	if (config_setting_type(m) != CONFIG_TYPE_INT &&
+	    config_setting_type(m) != CONFIG_TYPE_INT64) {
 		report(pc, m, "%s: expected a number", name);
 		return def;
 	}
@@ -115,7 +116,7 @@ static int member_int(struct parse_ctx *pc, config_setting_t *g, const char *nam
 
 /* member_bool - the boolean member name of g; def when absent or wrong */
 static bool member_bool(struct parse_ctx *pc, config_setting_t *g, const char *name, bool def,
-			bool *given_r)
+                        bool *given_r)
 {
 	config_setting_t *m = config_setting_get_member(g, name);
 
@@ -132,7 +133,7 @@ static bool member_bool(struct parse_ctx *pc, config_setting_t *g, const char *n
 
 /* member_choice - index of a string member among names; def when absent */
 static int member_choice(struct parse_ctx *pc, config_setting_t *g, const char *name,
-			 const char *const *names, int def, bool *given_r)
+                         const char *const *names, int def, bool *given_r)
 {
 	const char *v = member_string(pc, g, name);
 	char *expect;
@@ -160,7 +161,7 @@ static int member_choice(struct parse_ctx *pc, config_setting_t *g, const char *
 /* member_list - a string or a list of strings; each one through conv
  * (which returns new memory or NULL with *err_r); *n_r entries */
 static char **member_list(struct parse_ctx *pc, config_setting_t *g, const char *name,
-			  char *(*conv)(const char *, const char **), size_t *n_r)
+                          char *(*conv)(const char *, const char **), size_t *n_r)
 {
 	config_setting_t *m = config_setting_get_member(g, name);
 	char **v;
@@ -177,8 +178,8 @@ static char **member_list(struct parse_ctx *pc, config_setting_t *g, const char 
 	n = config_setting_is_scalar(m) ? 1 : config_setting_length(m);
 	v = xcalloc((size_t)n + 1, sizeof(*v));
 	for (int i = 0; i < n; i++) {
-		config_setting_t *e = config_setting_is_scalar(m) ? m
-								  : config_setting_get_elem(m, (unsigned)i);
+		config_setting_t *e =
+		    config_setting_is_scalar(m) ? m : config_setting_get_elem(m, (unsigned)i);
 		const char *s = config_setting_get_string(e), *err = NULL;
 		char *c;
 
@@ -309,35 +310,38 @@ static char *optional_string(struct parse_ctx *pc, config_setting_t *g, const ch
 
 /* host_auth - auth and credentials of h, checked */
 static void host_auth(struct parse_ctx *pc, config_setting_t *g, struct route_host *h,
-		      bool tls_given)
+                      bool tls_given)
 {
 	bool given;
 	int auth = member_choice(pc, g, "auth", auth_names, -1, &given);
 
 	if (auth < 0)
 		auth = h->credentials != NULL || h->oauth2_token_file != NULL ? ROUTE_AUTH_ANY
-									      : ROUTE_AUTH_NONE;
+		                                                              : ROUTE_AUTH_NONE;
 	h->auth = (enum route_auth)auth;
 	if (h->auth != ROUTE_AUTH_NONE && h->credentials == NULL)
-		report(pc, g, "host %s: auth \"%s\" needs credentials (a NAME of "
-			      "agent.credentials_file)", h->host, auth_names[auth]);
+		report(pc, g,
+		       "host %s: auth \"%s\" needs credentials (a NAME of "
+		       "agent.credentials_file)",
+		       h->host, auth_names[auth]);
 	if (h->auth == ROUTE_AUTH_NONE && h->credentials != NULL)
 		report(pc, g, "host %s: credentials given but auth is \"none\"", h->host);
 	if (h->auth == ROUTE_AUTH_XOAUTH2 && h->oauth2_token_file == NULL)
 		report(pc, g, "host %s: auth \"xoauth2\" needs oauth2_token_file", h->host);
 	if (h->auth != ROUTE_AUTH_NONE && h->tls == ROUTE_TLS_NONE && tls_given && !pc->bad)
 		log_warning("%s: route %s: host %s: AUTH without TLS (tls = \"none\" as written): "
-			    "the password crosses the network in clear", pc->file, pc->route,
-			    h->host);
+		            "the password crosses the network in clear",
+		            pc->file, pc->route, h->host);
 }
 
 /* parse_host - one member of hosts; 0 when it is usable */
 static int parse_host(struct parse_ctx *pc, config_setting_t *g, struct route_host *h)
 {
 	static const char *const keys[] = {
-		"host",	     "port",	    "tls",     "verify", "ca_file",
-		"auth",	     "credentials", "oauth2_token_file", "helo",
-		"weight",    "priority",    "max_connections",	 "max_messages", NULL};
+	    "host",         "port",   "tls",         "verify",
+	    "ca_file",      "auth",   "credentials", "oauth2_token_file",
+	    "helo",         "weight", "priority",    "max_connections",
+	    "max_messages", NULL};
 	const char *name, *err;
 	bool tls_given, verify_given, bad_before = pc->bad;
 	int tls;
@@ -365,16 +369,17 @@ static int parse_host(struct parse_ctx *pc, config_setting_t *g, struct route_ho
 	h->port = member_int(pc, g, "port", 0, 1, 65535);
 	tls = member_choice(pc, g, "tls", tls_names, -1, &tls_given);
 	if (tls < 0)
-		tls = h->port == 465		? ROUTE_TLS_IMPLICIT
+		tls = h->port == 465           ? ROUTE_TLS_IMPLICIT
 		      : h->credentials != NULL ? ROUTE_TLS_STARTTLS
-					       : ROUTE_TLS_MAY;
+		                               : ROUTE_TLS_MAY;
 	h->tls = (enum route_tls)tls;
 	if (h->port == 0)
 		h->port = h->tls == ROUTE_TLS_IMPLICIT ? 465 : 25;
 	h->verify = member_bool(pc, g, "verify", true, &verify_given);
 	if (verify_given && !h->verify && !pc->bad)
 		log_warning("%s: route %s: host %s: certificates are not verified (verify = "
-			    "false): for a lab only", pc->file, pc->route, h->host);
+		            "false): for a lab only",
+		            pc->file, pc->route, h->host);
 	host_auth(pc, g, h, tls_given);
 	h->weight = member_int(pc, g, "weight", 1, 1, WEIGHT_MAX);
 	h->priority = member_int(pc, g, "priority", 0, 0, PRIORITY_MAX);
@@ -404,8 +409,9 @@ static void parse_hosts(struct parse_ctx *pc, config_setting_t *g, struct route 
 		return;
 	}
 	if (r->mx) {
-		report(pc, hosts, "an mx route delivers to the recipient domain's MX hosts: it "
-				  "takes no hosts");
+		report(pc, hosts,
+		       "an mx route delivers to the recipient domain's MX hosts: it "
+		       "takes no hosts");
 		return;
 	}
 	if (!config_setting_is_list(hosts) && !config_setting_is_array(hosts)) {
@@ -460,10 +466,10 @@ struct seen {
 
 /* parse_route - one entry of agent.routes, appended when usable */
 static void parse_route(struct weir_config *cfg, config_setting_t *g, int i, const char *file,
-			struct config_errors *errs, struct seen *seen)
+                        struct config_errors *errs, struct seen *seen)
 {
-	static const char *const keys[] = {"name",   "sender_domains", "rcpt_domains", "logins",
-					   "mx",     "hosts",	       NULL};
+	static const char *const keys[] = {
+	    "name", "sender_domains", "rcpt_domains", "logins", "mx", "hosts", NULL};
 	struct parse_ctx pc = {.file = file, .errs = errs};
 	struct route r;
 	const char *name;
@@ -501,7 +507,7 @@ static void parse_route(struct weir_config *cfg, config_setting_t *g, int i, con
 	r.is_default = r.nsender_domains == 0 && r.nrcpt_domains == 0 && r.nlogins == 0;
 	/* a match list written wrong still makes it no default */
 	seen[i].is_default = r.is_default && !has_member(g, "sender_domains") &&
-			     !has_member(g, "rcpt_domains") && !has_member(g, "logins");
+	                     !has_member(g, "rcpt_domains") && !has_member(g, "logins");
 	r.file = xstrdup(file);
 	r.line = (int)config_setting_source_line(g);
 	if (pc.bad) {
@@ -513,8 +519,7 @@ static void parse_route(struct weir_config *cfg, config_setting_t *g, int i, con
 }
 
 /* routes_parse - agent.routes (SETTING_CUSTOM parse) */
-void routes_parse(struct weir_config *cfg, void *node, const char *file,
-		  struct config_errors *errs)
+void routes_parse(struct weir_config *cfg, void *node, const char *file, struct config_errors *errs)
 {
 	config_setting_t *list = node;
 	const struct seen *def = NULL;
@@ -523,7 +528,7 @@ void routes_parse(struct weir_config *cfg, void *node, const char *file,
 
 	if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
 		config_errors_add(errs, file, (int)config_setting_source_line(list),
-				  WHAT ": expected a list of { name = ...; hosts = (...); }");
+		                  WHAT ": expected a list of { name = ...; hosts = (...); }");
 		return;
 	}
 	n = config_setting_length(list);
@@ -534,19 +539,20 @@ void routes_parse(struct weir_config *cfg, void *node, const char *file,
 		if (!seen[i].is_default)
 			continue;
 		if (def != NULL)
-			config_errors_add(errs, file, seen[i].line,
-					  WHAT ": %s: a second default route (one without "
-					  "sender_domains, rcpt_domains or logins); the first is %s "
-					  "at line %d",
-					  seen[i].name ? seen[i].name : "?",
-					  def->name ? def->name : "?", def->line);
+			config_errors_add(
+			    errs, file, seen[i].line,
+			    WHAT ": %s: a second default route (one without "
+			         "sender_domains, rcpt_domains or logins); the first is %s "
+			         "at line %d",
+			    seen[i].name ? seen[i].name : "?", def->name ? def->name : "?",
+			    def->line);
 		else
 			def = &seen[i];
 	}
 	if (n > 0 && def == NULL)
 		config_errors_add(errs, file, (int)config_setting_source_line(list),
-				  WHAT ": no default route: one route must have no sender_domains, "
-				  "rcpt_domains or logins");
+		                  WHAT ": no default route: one route must have no sender_domains, "
+		                       "rcpt_domains or logins");
 	for (int i = 0; i < n; i++)
 		free(seen[i].name);
 	free(seen);
@@ -625,15 +631,15 @@ void routes_compile(struct weir_config *cfg, struct config_errors *errs)
 		const struct route *r = &cfg->agent.routes[i];
 		if (r->nlogins > 0 && cfg->agent.login_header[0] == '\0')
 			config_errors_add(errs, r->file, r->line,
-					  WHAT ": %s: routes by login need agent.login_header (and "
-					  "milter.login_header on weir-milter)",
-					  r->name);
+			                  WHAT ": %s: routes by login need agent.login_header (and "
+			                       "milter.login_header on weir-milter)",
+			                  r->name);
 	}
 }
 
 /* matches - every match list r has matches */
 static bool matches(const struct route *r, const char *sender_domain, const char *rcpt_domain,
-		    const char *login, bool ignore_login)
+                    const char *login, bool ignore_login)
 {
 	if (r->nsender_domains > 0 &&
 	    !domain_in_list(sender_domain, r->sender_domains, r->nsender_domains))
@@ -655,7 +661,7 @@ static bool matches(const struct route *r, const char *sender_domain, const char
 
 /* routes_find - first match, else the default route */
 const struct route *routes_find(const struct weir_config *cfg, const char *sender_domain,
-				const char *rcpt_domain, const char *login)
+                                const char *rcpt_domain, const char *login)
 {
 	const struct route *def = NULL;
 
@@ -686,7 +692,7 @@ bool routes_use_login(const struct weir_config *cfg)
  * mx, the same domain) reach the same destination for any login. Bit i
  * is route i (routes past 63 share the last bit). */
 unsigned long long routes_signature(const struct weir_config *cfg, const char *sender_domain,
-				    const char *rcpt_domain)
+                                    const char *rcpt_domain)
 {
 	unsigned long long sig = 0;
 

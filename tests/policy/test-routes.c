@@ -46,7 +46,7 @@ static struct weir_config *load_with_credentials(const char *body)
 		return NULL;
 	close(fd);
 	full = xasprintf("user = \"%s\";\nagent = {\n  credentials_file = \"%s\";\n%s",
-			 pw ? pw->pw_name : "root", path, body);
+	                 pw ? pw->pw_name : "root", path, body);
 	cfg = load(full);
 	unlink(path);
 	free(full);
@@ -88,23 +88,24 @@ static void test_smarthost(void)
 
 /* the inside of group agent, after credentials_file */
 static const char routes_conf[] =
-	"  login_header = \"X-Weir-Login\";\n"
-	"  routes = (\n"
-	"    { name = \"m365\"; sender_domains = (\"example.com\", \".example.org\");\n"
-	"      hosts = ( { host = \"smtp.office365.com\"; port = 587; credentials = \"m\"; } ); },\n"
-	"    { name = \"partner\"; rcpt_domains = \"partner.test\";\n"
-	"      hosts = ( { host = \"[192.0.2.7]\"; port = 465; auth = \"plain\";\n"
-	"                  credentials = \"p\"; } ); },\n"
-	"    { name = \"apps\"; logins = (\"app-*\"); sender_domains = (\"apps.test\");\n"
-	"      hosts = ( { host = \"a1.test\"; weight = 3; }, { host = \"a2.test\"; },\n"
-	"                { host = \"a3.test\"; priority = 1; tls = \"none\"; } ); },\n"
-	"    { name = \"direct\"; rcpt_domains = (\".direct.test\"); mx = true; },\n"
-	"    { name = \"lab\"; sender_domains = \"lab.test\"; hosts = (\n"
-	"      { host = \"smtp.office365.com\"; port = 587; credentials = \"m\"; verify = false; },\n"
-	"      { host = \"smtp.office365.com\"; port = 25; tls = \"starttls\"; ca_file = \"/x.pem\"; } ); },\n"
-	"    { name = \"default\"; hosts = ( { host = \"relay.test\"; } ); }\n"
-	"  );\n"
-	"};\n";
+    "  login_header = \"X-Weir-Login\";\n"
+    "  routes = (\n"
+    "    { name = \"m365\"; sender_domains = (\"example.com\", \".example.org\");\n"
+    "      hosts = ( { host = \"smtp.office365.com\"; port = 587; credentials = \"m\"; } ); },\n"
+    "    { name = \"partner\"; rcpt_domains = \"partner.test\";\n"
+    "      hosts = ( { host = \"[192.0.2.7]\"; port = 465; auth = \"plain\";\n"
+    "                  credentials = \"p\"; } ); },\n"
+    "    { name = \"apps\"; logins = (\"app-*\"); sender_domains = (\"apps.test\");\n"
+    "      hosts = ( { host = \"a1.test\"; weight = 3; }, { host = \"a2.test\"; },\n"
+    "                { host = \"a3.test\"; priority = 1; tls = \"none\"; } ); },\n"
+    "    { name = \"direct\"; rcpt_domains = (\".direct.test\"); mx = true; },\n"
+    "    { name = \"lab\"; sender_domains = \"lab.test\"; hosts = (\n"
+    "      { host = \"smtp.office365.com\"; port = 587; credentials = \"m\"; verify = false; },\n"
+    "      { host = \"smtp.office365.com\"; port = 25; tls = \"starttls\"; ca_file = \"/x.pem\"; } "
+    "); },\n"
+    "    { name = \"default\"; hosts = ( { host = \"relay.test\"; } ); }\n"
+    "  );\n"
+    "};\n";
 
 static void test_parse(void)
 {
@@ -123,8 +124,10 @@ static void test_parse(void)
 	test_assert(cfg->agent.nroutes == 6);
 	/* verification is part of the pool key: an unverified session, or
 	 * one verified against another CA, never serves a verifying host */
-	test_assert_str(cfg->agent.routes[4].hosts[0].id, "smtp.office365.com:587/starttls/m/noverify");
-	test_assert_str(cfg->agent.routes[4].hosts[1].id, "smtp.office365.com:25/starttls/ca=/x.pem");
+	test_assert_str(cfg->agent.routes[4].hosts[0].id,
+	                "smtp.office365.com:587/starttls/m/noverify");
+	test_assert_str(cfg->agent.routes[4].hosts[1].id,
+	                "smtp.office365.com:25/starttls/ca=/x.pem");
 	r = &cfg->agent.routes[0];
 	test_assert_str(r->name, "m365");
 	test_assert(r->hosts[0].tls == ROUTE_TLS_STARTTLS); /* credentials */
@@ -164,9 +167,9 @@ static void test_parse(void)
 	test_assert(routes_any_mx(cfg));
 	/* the same signature: the same route for any login */
 	test_assert(routes_signature(cfg, "apps.test", "x.test") ==
-		    routes_signature(cfg, "apps.test", "y.test"));
+	            routes_signature(cfg, "apps.test", "y.test"));
 	test_assert(routes_signature(cfg, "apps.test", "x.test") !=
-		    routes_signature(cfg, "apps.test", "partner.test"));
+	            routes_signature(cfg, "apps.test", "partner.test"));
 	config_unref(cfg);
 	test_end();
 }
@@ -176,33 +179,35 @@ static void test_errors(void)
 	struct weir_config *cfg;
 
 	test_begin("errors with file:line");
-	cfg = load("agent = {\n"                                                    /* 1 */
-		   "  routes = (\n"                                                    /* 2 */
-		   "    { name = \"a b\"; hosts = ( { host = \"x.test\"; } ); },\n"     /* 3 */
-		   "    { name = \"r2\"; hosts = ( { host = \"x.test\"; port = 0; } ); },\n" /* 4 */
-		   "    { name = \"r3\"; sender_domains = (\"a..b\");\n"                /* 5 */
-		   "      hosts = ( { host = \"y.test\"; tls = \"maybe\"; } ); },\n"    /* 6 */
-		   "    { name = \"r4\"; rcpt_domains = \"d.test\"; mx = true;\n"       /* 7 */
-		   "      hosts = ( { host = \"z.test\"; } ); },\n"                     /* 8 */
-		   "    { name = \"r5\"; rcpt_domains = \"e.test\"; },\n"               /* 9 */
-		   "    { name = \"r6\"; rcpt_domains = \"f.test\";\n"                  /* 10 */
-		   "      hosts = ( { host = \"h.test\"; auth = \"plain\"; },\n"        /* 11 */
-		   "                { host = \"[1.2.3]\"; }, { port = 25; },\n"         /* 12 */
-		   "                { host = \"w.test\"; weight = 0; bogus = 1; } ); },\n" /* 13 */
-		   "    { name = \"r6\"; logins = \"bob\"; hosts = ( { host = \"q.test\"; } ); },\n" /* 14 */
-		   "    { name = \"r8\"; hosts = ( { host = \"d2.test\"; } ); }\n"      /* 15 */
-		   "  );\n"                                                            /* 16 */
-		   "};\n");
+	cfg = load(
+	    "agent = {\n"                                                             /* 1 */
+	    "  routes = (\n"                                                          /* 2 */
+	    "    { name = \"a b\"; hosts = ( { host = \"x.test\"; } ); },\n"          /* 3 */
+	    "    { name = \"r2\"; hosts = ( { host = \"x.test\"; port = 0; } ); },\n" /* 4 */
+	    "    { name = \"r3\"; sender_domains = (\"a..b\");\n"                     /* 5 */
+	    "      hosts = ( { host = \"y.test\"; tls = \"maybe\"; } ); },\n"         /* 6 */
+	    "    { name = \"r4\"; rcpt_domains = \"d.test\"; mx = true;\n"            /* 7 */
+	    "      hosts = ( { host = \"z.test\"; } ); },\n"                          /* 8 */
+	    "    { name = \"r5\"; rcpt_domains = \"e.test\"; },\n"                    /* 9 */
+	    "    { name = \"r6\"; rcpt_domains = \"f.test\";\n"                       /* 10 */
+	    "      hosts = ( { host = \"h.test\"; auth = \"plain\"; },\n"             /* 11 */
+	    "                { host = \"[1.2.3]\"; }, { port = 25; },\n"              /* 12 */
+	    "                { host = \"w.test\"; weight = 0; bogus = 1; } ); },\n"   /* 13 */
+	    "    { name = \"r6\"; logins = \"bob\"; hosts = ( { host = \"q.test\"; } ); },\n" /* 14
+	                                                                                       */
+	    "    { name = \"r8\"; hosts = ( { host = \"d2.test\"; } ); }\n" /* 15 */
+	    "  );\n"                                                        /* 16 */
+	    "};\n");
 	test_assert(cfg == NULL);
 	test_assert(has_error("t.conf:3: agent.routes: entry 1: name \"a b\": letters"));
 	test_assert(has_error("t.conf:4: agent.routes: r2: port: out of range (1 to 65535)"));
 	test_assert(has_error("t.conf:5: agent.routes: r3: sender_domains: \"a..b\": "));
 	test_assert(has_error("t.conf:6: agent.routes: r3: tls: \"maybe\": expected one of "
-			      "\"none\", \"may\", \"starttls\", \"implicit\""));
+	                      "\"none\", \"may\", \"starttls\", \"implicit\""));
 	test_assert(has_error("t.conf:8: agent.routes: r4: an mx route"));
 	test_assert(has_error("t.conf:9: agent.routes: r5: needs hosts"));
 	test_assert(has_error("t.conf:11: agent.routes: r6: host h.test: auth \"plain\" needs "
-			      "credentials"));
+	                      "credentials"));
 	test_assert(has_error("t.conf:12: agent.routes: r6: host \"[1.2.3]\": not an IP"));
 	test_assert(has_error("t.conf:12: agent.routes: r6: hosts: an entry without host"));
 	test_assert(has_error("t.conf:13: agent.routes: r6: weight: out of range (1 to 10000)"));
@@ -213,15 +218,15 @@ static void test_errors(void)
 
 	test_begin("exactly one default route; logins need login_header");
 	cfg = load("agent = { routes = ( { name = \"a\"; rcpt_domains = \"x.test\";\n"
-		   "  hosts = ( { host = \"h.test\"; } ); } ); };\n");
+	           "  hosts = ( { host = \"h.test\"; } ); } ); };\n");
 	test_assert(cfg == NULL);
 	test_assert(has_error("t.conf:1: agent.routes: no default route"));
 	cfg = load("agent = { routes = (\n"
-		   "  { name = \"a\"; logins = \"bob\"; hosts = ( { host = \"h.test\"; } ); },\n"
-		   "  { name = \"b\"; hosts = ( { host = \"i.test\"; } ); } ); };\n");
+	           "  { name = \"a\"; logins = \"bob\"; hosts = ( { host = \"h.test\"; } ); },\n"
+	           "  { name = \"b\"; hosts = ( { host = \"i.test\"; } ); } ); };\n");
 	test_assert(cfg == NULL);
 	test_assert(has_error("t.conf:2: agent.routes: a: routes by login need "
-			      "agent.login_header"));
+	                      "agent.login_header"));
 	/* routes replace the smart host requirement */
 	cfg = load("agent = { routes = ( { name = \"d\"; mx = true; } ); };\n");
 	test_assert(cfg != NULL);
