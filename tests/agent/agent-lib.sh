@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/agent/agent-lib.sh - helpers for the weir-agent integration tests
 # (tests/integration/3NN-agent-*.sh, issue 7). Sourced after
 # tests/integration/lib.sh:
