@@ -105,6 +105,18 @@ struct client {
 	struct smtp_mail pending_mail;
 	struct smtp_rcpt pending_rcpt;
 	struct dest *rcpt_dest; /* the destination pending_rcpt waits for */
+	/* RCPTs sent on to a PIPELINING upstream and not answered yet, in
+	 * order (relay.c). While there are any, only RCPT commands are read
+	 * and replies that are ready at once wait in "after" of the last one,
+	 * so the MTA gets every reply in the order of its commands. */
+	struct flight {
+		struct smtp_rcpt rcpt;
+		struct dest *dest;
+		char *after; /* CRLF lines for the commands read after this one */
+	} *flight;
+	size_t nflight, flight_size;
+	bool flight_reply;  /* writing a flight's own reply */
+	bool rcpt_deferred; /* pending_rcpt waits until the flight is answered */
 	struct client *prev, *next;
 };
 
@@ -115,6 +127,8 @@ void client_reply(struct client *c, const char *fmt, ...) __attribute__((format(
 /* client_done - the command waiting for the smart host is answered:
  * continue with pipelined input */
 void client_done(struct client *c);
+/* client_next_is_rcpt - a complete RCPT command line is in the input */
+bool client_next_is_rcpt(struct client *c);
 /* client_close - write line (if not NULL) and close once it is sent */
 void client_close(struct client *c, const char *line);
 void client_free(struct client *c);
@@ -128,6 +142,8 @@ void relay_mail(struct client *c);
 void relay_rcpt(struct client *c);
 void relay_data(struct client *c);
 void relay_rset(struct client *c);
+/* RCPTs in flight at most (each a pipelined upstream command) */
+#define RELAY_FLIGHT_MAX 100
 /* relay_txn_end - the transaction is over (answered, reset or the client
  * left): give the destinations' sessions back to the pool */
 void relay_txn_end(struct client *c);

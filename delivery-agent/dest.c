@@ -45,7 +45,7 @@ struct dest {
 	struct dns_query *mxq;
 	struct route_host *mx_hosts;
 	size_t nmx;
-	bool busy; /* a command is pending on the session */
+	unsigned inflight; /* commands sent on the session and not answered */
 	enum fail_kind fail_kind;
 	char *fail;
 	struct smtp_reply fail_reply;
@@ -96,7 +96,7 @@ static void fail_later(struct dest *d, char *fail)
 {
 	free(d->later_fail);
 	d->later_fail = fail;
-	d->busy = true;
+	d->inflight++;
 	event_active(d->later, EV_TIMEOUT, 0);
 }
 
@@ -133,7 +133,7 @@ void dest_free(struct dest *d)
 	if (d->mxq != NULL)
 		dns_cancel(d->mxq);
 	pool_cancel(d->req);
-	if (d->busy)
+	if (d->inflight > 0)
 		pool_discard(d->s);
 	else
 		pool_release(d->s);
@@ -243,7 +243,7 @@ static void mail_done(void *arg, const struct smtp_reply *r, const char *fail)
 {
 	struct dest *d = arg;
 
-	d->busy = false;
+	d->inflight = 0;
 	if (r == NULL) {
 		bool again = !d->retried && pool_session_reused(d->s);
 		pool_discard(d->s); /* the upstream closed it */
@@ -310,7 +310,7 @@ static void send_mail(struct dest *d)
 		d->dsn_dropped_logged = true;
 	}
 	d->state = D_MAIL;
-	d->busy = true;
+	d->inflight++;
 	upstream_command(up, line, mail_done, d);
 }
 
@@ -436,9 +436,12 @@ static void reply_done(void *arg, const struct smtp_reply *r, const char *fail)
 	struct dest *d = arg;
 	dest_reply_cb *cb = d->reply_cb;
 
-	d->busy = false;
-	if (r == NULL || !upstream_ready(up_of(d))) {
-		/* the session is gone (or closing after 421) */
+	if (d->inflight > 0)
+		d->inflight--;
+	if (r == NULL || !upstream_connected(up_of(d))) {
+		/* the session is gone (or closing after 421): the commands
+		 * queued after this one were dropped */
+		d->inflight = 0;
 		if (d->s != NULL && r == NULL) {
 			pool_discard(d->s);
 			d->s = NULL;
@@ -459,7 +462,7 @@ void dest_rcpt(struct dest *d, const struct rcpt *r, dest_reply_cb *done)
 	int n;
 
 	d->reply_cb = done;
-	if (up == NULL || !upstream_ready(up)) {
+	if (up == NULL || !upstream_connected(up)) {
 		fail_later(
 		    d, xasprintf("451 4.4.2 <%s>: connection to %s was lost", r->addr, d->name));
 		return;
@@ -476,7 +479,7 @@ void dest_rcpt(struct dest *d, const struct rcpt *r, dest_reply_cb *done)
 		         d->name);
 		d->dsn_dropped_logged = true;
 	}
-	d->busy = true;
+	d->inflight++;
 	upstream_command(up, line, reply_done, d);
 }
 
@@ -497,6 +500,20 @@ void dest_data(struct dest *d, struct evbuffer *msg, dest_reply_cb *done)
 		d->msg = evbuffer_new();
 	evbuffer_add_reference(d->msg, evbuffer_pullup(msg, (ev_ssize_t)len), len, NULL, NULL);
 	pool_session_used(d->s);
-	d->busy = true;
+	d->inflight++;
 	upstream_data(up, d->msg, reply_done, d);
+}
+
+bool dest_connected(const struct dest *d)
+{
+	const struct upstream *up = up_of(d);
+
+	return up != NULL && upstream_connected(up);
+}
+
+bool dest_pipelining(const struct dest *d)
+{
+	const struct upstream *up = up_of(d);
+
+	return up != NULL && upstream_has_pipelining(up);
 }

@@ -47,11 +47,19 @@ void dest_open(struct dest *d, dest_open_cb *done);
 char *dest_fail_line(const struct dest *d, const char *rcpt);
 /* dest_fail_code - its code */
 int dest_fail_code(const struct dest *d);
-/* dest_rcpt - RCPT TO (with NOTIFY/ORCPT when the upstream has DSN) */
+/* dest_rcpt - RCPT TO (with NOTIFY/ORCPT when the upstream has DSN).
+ * May be called again before done ran (PIPELINING, see upstream_command):
+ * done runs once per RCPT, in order, except that after a reply with the
+ * session gone (dest_connected false) no more come for the RCPTs sent
+ * after it. */
 void dest_rcpt(struct dest *d, const struct rcpt *r, dest_reply_cb *done);
 /* dest_data - DATA and the message (not drained: each destination sends
  * its own reference); done gets the final reply */
 void dest_data(struct dest *d, struct evbuffer *msg, dest_reply_cb *done);
+/* dest_connected - the session is there (ready or waiting for replies) */
+bool dest_connected(const struct dest *d);
+/* dest_pipelining - the upstream offered PIPELINING */
+bool dest_pipelining(const struct dest *d);
 /* dest_name - "host[ip]:port" of the session, or the route's name */
 const char *dest_name(const struct dest *d);
 /* dest_client - the client session it belongs to */
@@ -62,7 +70,8 @@ const struct route *dest_route(const struct dest *d);
 /* For the relay logic: work lists per destination */
 struct dest_work {
 	size_t *rcpts; /* indexes into the transaction's recipients */
-	size_t n, next;
+	size_t n, next; /* recipients; the next one to be answered */
+	size_t sent;    /* RCPTs sent */
 	size_t accepted;
 	int code; /* final code after DATA */
 };

@@ -22,6 +22,7 @@
 
 #include <ctype.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,10 @@ void relay_txn_end(struct client *c)
 	t->dests = NULL;
 	t->ndests = 0;
 	c->rcpt_dest = NULL;
+	for (size_t i = 0; i < c->nflight; i++)
+		free(c->flight[i].after);
+	c->nflight = 0;
+	c->rcpt_deferred = false;
 	for (size_t i = 0; i < t->nrcpts; i++) {
 		free(t->rcpts[i].addr);
 		free(t->rcpts[i].line);
@@ -178,7 +183,7 @@ void relay_txn_end(struct client *c)
 }
 
 /* add_rcpt - a recipient answered 2xx */
-static struct rcpt *add_rcpt(struct client *c, struct dest *d)
+static struct rcpt *add_rcpt(struct client *c, const struct smtp_rcpt *params, struct dest *d)
 {
 	struct txn *t = &c->txn;
 	struct rcpt *r;
@@ -186,8 +191,8 @@ static struct rcpt *add_rcpt(struct client *c, struct dest *d)
 	t->rcpts = xrealloc(t->rcpts, (t->nrcpts + 1) * sizeof(*t->rcpts));
 	r = &t->rcpts[t->nrcpts++];
 	memset(r, 0, sizeof(*r));
-	r->addr = xstrdup(c->pending_rcpt.addr);
-	r->params = c->pending_rcpt;
+	r->addr = xstrdup(params->addr);
+	r->params = *params;
 	r->dest = d;
 	return r;
 }
@@ -255,46 +260,104 @@ void relay_mail(struct client *c)
 	dest_open(d, early_opened);
 }
 
-/* rcpt_done - the destination answered our RCPT */
-static void rcpt_done(struct dest *d, const struct smtp_reply *r, const char *fail)
+/* flight_answer - the first RCPT in flight gets its answer (a reply, or
+ * fail with r NULL); then the replies held behind it go out */
+static void flight_answer(struct client *c, struct dest *d, const struct smtp_reply *r,
+                          const char *fail)
 {
-	struct client *c = client_of(d);
+	struct flight *f = &c->flight[0];
 	char who[SMTP_PATH_MAX + 3], *line;
 	int code;
 
-	snprintf(who, sizeof(who), "<%s>", c->pending_rcpt.addr);
+	snprintf(who, sizeof(who), "<%s>", f->rcpt.addr);
 	line = outcome(r, fail, who, "250 2.1.5 Ok", dest_name(d), &code);
-	client_reply(c, "%s", line);
+	c->flight_reply = true;
+	if (!c->closing)
+		client_reply(c, "%s", line);
+	c->flight_reply = false;
 	if (code / 100 == 2) {
-		struct rcpt *rc = add_rcpt(c, d);
+		struct rcpt *rc = add_rcpt(c, &f->rcpt, d);
 		rc->upstream_ok = true;
 		dest_work(d)->accepted++;
 	} else {
-		log_line(c, c->pending_rcpt.addr, d, status_of(code), line);
+		log_line(c, f->rcpt.addr, d, status_of(code), line);
 	}
 	free(line);
+	if (f->after != NULL && !c->closing)
+		bufferevent_write(c->bev, f->after, strlen(f->after));
+	free(f->after);
+	c->nflight--;
+	memmove(c->flight, c->flight + 1, c->nflight * sizeof(*c->flight));
+}
+
+static void rcpt_go_on(struct client *c);
+
+/* rcpt_done - the destination answered the first RCPT in flight */
+static void rcpt_done(struct dest *d, const struct smtp_reply *r, const char *fail)
+{
+	struct client *c = client_of(d);
+
+	flight_answer(c, d, r, fail);
+	if (r == NULL || !dest_connected(d)) {
+		/* the session is gone: no replies come for the rest */
+		char *why = r ? smtp_reply_oneline(r, 200) : xstrdup(fail ? fail : "");
+		while (c->nflight > 0) {
+			char *lost = xasprintf("451 4.4.2 <%s>: connection to %s was lost (%s)",
+			                       c->flight[0].rcpt.addr, dest_name(d), why);
+			flight_answer(c, d, NULL, lost);
+			free(lost);
+		}
+		free(why);
+	}
+	if (c->nflight > 0)
+		return;
+	if (c->rcpt_deferred) {
+		c->rcpt_deferred = false;
+		relay_rcpt(c);
+		rcpt_go_on(c);
+		return;
+	}
 	client_done(c);
 }
 
-/* rcpt_send - RCPT to an open destination, else its failure; returns
- * false when the answer was given at once */
-static bool rcpt_send(struct client *c, struct dest *d)
+/* rcpt_send - RCPT to an open destination (in flight), else its
+ * failure at once */
+static void rcpt_send(struct client *c, struct dest *d)
 {
-	struct rcpt tmp;
 	char *line;
 
 	if (dest_state(d) == D_OPEN) {
-		memset(&tmp, 0, sizeof(tmp));
-		tmp.addr = c->pending_rcpt.addr;
-		tmp.params = c->pending_rcpt;
+		struct rcpt tmp = {.addr = c->pending_rcpt.addr, .params = c->pending_rcpt};
+		struct flight *f;
+		if (c->nflight == c->flight_size) {
+			c->flight_size = c->flight_size ? 2 * c->flight_size : 8;
+			c->flight = xrealloc(c->flight, c->flight_size * sizeof(*c->flight));
+		}
+		f = &c->flight[c->nflight++];
+		f->rcpt = c->pending_rcpt;
+		f->dest = d;
+		f->after = NULL;
 		dest_rcpt(d, &tmp, rcpt_done);
-		return true;
+		/* with PIPELINING the next RCPT may follow before the reply */
+		if (dest_pipelining(d) && c->nflight < RELAY_FLIGHT_MAX)
+			c->busy = false;
+		return;
 	}
 	line = dest_fail_line(d, c->pending_rcpt.addr);
 	client_reply(c, "%s", line);
 	log_line(c, c->pending_rcpt.addr, d, status_of(dest_fail_code(d)), line);
 	free(line);
-	return false;
+	c->busy = false;
+}
+
+/* rcpt_go_on - after relay_rcpt from the event loop: read on when it
+ * does not wait */
+static void rcpt_go_on(struct client *c)
+{
+	if (!c->busy) {
+		c->busy = true;
+		client_done(c);
+	}
 }
 
 /* rcpt_opened - the recipient's destination is open (or failed) */
@@ -302,8 +365,8 @@ static void rcpt_opened(struct dest *d)
 {
 	struct client *c = client_of(d);
 
-	if (!rcpt_send(c, d))
-		client_done(c);
+	rcpt_send(c, d);
+	rcpt_go_on(c);
 }
 
 /* rcpt_provisional - routes by login: accepted now, routed after DATA;
@@ -329,7 +392,7 @@ static void rcpt_provisional(struct client *c, const char *rdom)
 			t->sig_domain = sd ? xstrdup(sd) : NULL;
 		}
 	}
-	add_rcpt(c, NULL);
+	add_rcpt(c, &c->pending_rcpt, NULL);
 	client_reply(c, "250 2.1.5 Ok, queued for routing");
 }
 
@@ -369,11 +432,16 @@ void relay_rcpt(struct client *c)
 		add_dest(t, d);
 	}
 	free(rdom);
+	if (c->nflight > 0 && (d != c->flight[0].dest || dest_state(d) != D_OPEN)) {
+		/* another destination: after the replies in flight */
+		c->rcpt_deferred = true;
+		return;
+	}
 	c->rcpt_dest = d;
 	if (dest_state(d) == D_NEW)
 		dest_open(d, rcpt_opened);
-	else if (!rcpt_send(c, d))
-		c->busy = false; /* answered at once: the caller goes on */
+	else
+		rcpt_send(c, d);
 }
 
 /* take_login - remove every header field called name from the message
@@ -482,14 +550,21 @@ static void prov_rcpt_done(struct dest *d, const struct smtp_reply *r, const cha
 		free(rc->line);
 		rc->line = NULL;
 	}
-	if (r == NULL) {
-		/* the session is gone: the rest gets the same answer */
+	if (r == NULL || !dest_connected(d)) {
+		/* the session is gone: no replies come for the rest */
+		char *why = r ? smtp_reply_oneline(r, 200) : xstrdup(fail ? fail : "");
 		for (; w->next < w->n; w->next++) {
 			struct rcpt *o = &c->txn.rcpts[w->rcpts[w->next]];
+			free(o->line);
 			o->code = 451;
-			o->line = xstrdup(fail);
+			o->line = xasprintf("451 4.4.2 <%s>: connection to %s was lost (%s)",
+			                    o->addr, dest_name(d), why);
 		}
+		w->sent = w->n;
+		free(why);
 	}
+	if (w->next < w->sent)
+		return; /* more replies to come */
 	prov_next(d);
 }
 
@@ -523,7 +598,10 @@ static void prov_next(struct dest *d)
 	struct dest_work *w = dest_work(d);
 
 	if (w->next < w->n && dest_state(d) == D_OPEN) {
-		dest_rcpt(d, &c->txn.rcpts[w->rcpts[w->next]], prov_rcpt_done);
+		/* all at once when the upstream pipelines, else one by one */
+		size_t upto = dest_pipelining(d) ? w->n : w->next + 1;
+		for (; w->sent < upto; w->sent++)
+			dest_rcpt(d, &c->txn.rcpts[w->rcpts[w->sent]], prov_rcpt_done);
 		return;
 	}
 	if (!c->lmtp && w->accepted < w->n) {

@@ -2,7 +2,10 @@
  *
  * Commands are taken one at a time from the input buffer; while one
  * waits for the smart host (client->busy) further pipelined input stays
- * buffered, so replies go out in order. The message is collected whole
+ * buffered, so replies go out in order. The exception: RCPTs going on to
+ * a smart host that pipelines are sent without waiting (relay.c keeps
+ * them in c->flight); meanwhile only further RCPTs are read, and a reply
+ * that is ready at once waits behind the ones in flight. The message is collected whole
  * (CRLF-normalized, bare CRs dropped, dot-stuffing kept as received)
  * before anything is sent upstream, so a client that disconnects in
  * DATA causes nothing to be relayed. */
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -124,6 +128,15 @@ void client_reply(struct client *c, const char *fmt, ...)
 	if ((size_t)n >= sizeof(line))
 		n = sizeof(line) - 1;
 	log_debug("conn=%lu > %s", c->id, line);
+	if (c->nflight > 0 && !c->flight_reply && !c->closing) {
+		/* answered at once, but after RCPTs still in flight */
+		struct flight *f = &c->flight[c->nflight - 1];
+		size_t had = f->after ? strlen(f->after) : 0;
+		f->after = xrealloc(f->after, had + (size_t)n + 3);
+		memcpy(f->after + had, line, (size_t)n);
+		memcpy(f->after + had + n, "\r\n", 3);
+		return;
+	}
 	bufferevent_write(c->bev, line, (size_t)n);
 	bufferevent_write(c->bev, "\r\n", 2);
 }
@@ -159,6 +172,7 @@ void client_free(struct client *c)
 
 	log_info("conn=%lu disconnect from %s", c->id, c->peer);
 	txn_reset(c);
+	free(c->flight);
 	bufferevent_free(c->bev);
 	event_free(c->idle);
 	if (c->prev)
@@ -178,9 +192,9 @@ void client_close(struct client *c, const char *line)
 {
 	if (c->closing)
 		return;
+	c->closing = true; /* replies still in flight are not waited for */
 	if (line != NULL)
 		client_reply(c, "%s", line);
-	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->idle);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
@@ -478,11 +492,30 @@ static int read_command(struct client *c)
 	return 1;
 }
 
+/* client_next_is_rcpt - a complete RCPT line waits in the input */
+bool client_next_is_rcpt(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+	char head[8];
+
+	if (p.pos < (ev_ssize_t)sizeof(head) || p.pos > SMTP_CMD_MAX_LINE + 1)
+		return false;
+	if (evbuffer_copyout(in, head, sizeof(head)) != (ev_ssize_t)sizeof(head))
+		return false;
+	return strncasecmp(head, "RCPT TO:", sizeof(head)) == 0;
+}
+
 /* client_process - handle buffered input until we must wait */
 static void client_process(struct client *c)
 {
 	while (!c->busy && !c->closing) {
-		int r = c->state == CL_DATA ? read_data(c) : read_command(c);
+		int r;
+		if (c->nflight > 0 && !client_next_is_rcpt(c)) {
+			c->busy = true; /* the flight lands first */
+			break;
+		}
+		r = c->state == CL_DATA ? read_data(c) : read_command(c);
 		if (r == 0)
 			break;
 	}

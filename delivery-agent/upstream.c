@@ -3,7 +3,10 @@
  * A small state machine on a libevent bufferevent: resolve (lib/dns) ->
  * connect (each address in turn) -> [implicit TLS] -> greeting -> EHLO
  * (HELO on 5xx) -> [STARTTLS -> TLS -> EHLO] -> [AUTH] -> ready; then
- * one command at a time. This file has the connection, the replies and
+ * commands. Commands given while a reply is awaited wait in a queue:
+ * with PIPELINING (RFC 2920) they are written at once and their replies
+ * come back in order; without it each is written when the reply before
+ * it has come. This file has the connection, the replies and
  * the commands; upstream_secure.c the TLS and AUTH steps. Every wait has
  * a timer: agent.connect_timeout for connect, TLS handshake and
  * greeting, agent.command_timeout per command, agent.data_timeout after
@@ -76,6 +79,9 @@ void up_close(struct upstream *up)
 	smtp_reply_clear(&up->reply);
 	up->state = UP_IDLE;
 	up->in_txn = false;
+	for (size_t i = 0; i < up->nqueue; i++)
+		free(up->queue[i].line);
+	up->nqueue = 0; /* their callers learn from the first one's failure */
 }
 
 /* up_deliver - hand a result to the waiting caller, which may free up: the
@@ -129,6 +135,17 @@ char *up_quoted(struct upstream *up)
 
 static void start_later(evutil_socket_t fd, short what, void *arg);
 
+/* more_cb - replies to pipelined commands are still in the input */
+static void more_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *up = arg;
+
+	(void)fd;
+	(void)what;
+	if (up->bev != NULL)
+		up_read_cb(up->bev, up);
+}
+
 /* timer_cb - the current step took too long */
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -173,6 +190,7 @@ struct upstream *upstream_new_host(struct event_base *base, struct dns *dns,
 	up->bev_owns_fd = true;
 	up->timer = evtimer_new(base, timer_cb, up);
 	up->kick = evtimer_new(base, start_later, up);
+	up->more = evtimer_new(base, more_cb, up);
 	smtp_reply_init(&up->reply);
 	smtp_reply_init(&up->ehlo);
 	snprintf(up->name, sizeof(up->name), "%s:%d", up_host(up), host->port);
@@ -259,6 +277,8 @@ void upstream_free(struct upstream *up)
 	up_close(up);
 	event_free(up->timer);
 	event_free(up->kick);
+	event_free(up->more);
+	free(up->queue);
 	if (up->msg != NULL)
 		evbuffer_free(up->msg);
 	smtp_reply_clear(&up->ehlo);
@@ -387,15 +407,21 @@ void upstream_open(struct upstream *up, upstream_cb *cb, void *ctx)
 	event_active(up->kick, EV_TIMEOUT, 0);
 }
 
+/* write_line - one command line to the server */
+static void write_line(struct upstream *up, const char *line, const char *shown)
+{
+	log_debug("upstream %s: > %s", up->name, shown ? shown : line);
+	bufferevent_write(up->bev, line, strlen(line));
+	bufferevent_write(up->bev, "\r\n", 2);
+}
+
 /* up_send_line - write one command and wait secs for its reply; shown is
  * what the debug log gets instead of the line (AUTH), or NULL */
 void up_send_line(struct upstream *up, const char *line, const char *shown, enum up_state st,
                   long secs)
 {
-	log_debug("upstream %s: > %s", up->name, shown ? shown : line);
 	smtp_reply_clear(&up->reply);
-	bufferevent_write(up->bev, line, strlen(line));
-	bufferevent_write(up->bev, "\r\n", 2);
+	write_line(up, line, shown);
 	up->state = st;
 	up_arm(up, secs);
 }
@@ -454,6 +480,33 @@ static void greeted(struct upstream *up)
 	free(q);
 }
 
+/* next_command - the reply for cb has come and more commands wait: the
+ * next one's caller waits now (its line written if it was not), then
+ * the reply goes to its caller, which may free up */
+static void next_command(struct upstream *up)
+{
+	upstream_cb *cb = up->cb;
+	void *ctx = up->ctx;
+	struct smtp_reply r = up->reply;
+	struct up_cmd next = up->queue[0];
+
+	smtp_reply_init(&up->reply);
+	up->nqueue--;
+	memmove(up->queue, up->queue + 1, up->nqueue * sizeof(*up->queue));
+	up->cb = next.cb;
+	up->ctx = next.ctx;
+	memcpy(up->what, next.what, sizeof(up->what));
+	if (next.line != NULL) {
+		write_line(up, next.line, NULL);
+		free(next.line);
+	}
+	up_arm(up, up->cfg->agent.command_timeout);
+	if (evbuffer_get_length(bufferevent_get_input(up->bev)) > 0)
+		event_active(up->more, EV_TIMEOUT, 0);
+	cb(ctx, &r, NULL);
+	free(r.text);
+}
+
 /* got_reply - one complete reply for the current step */
 static void got_reply(struct upstream *up)
 {
@@ -487,6 +540,10 @@ static void got_reply(struct upstream *up)
 	evtimer_del(up->timer);
 	if (up->state == UP_DATA_END)
 		up->in_txn = false;
+	if (up->reply.code != 421 && up->nqueue > 0) {
+		next_command(up);
+		return;
+	}
 	up->state = UP_READY;
 	if (up->reply.code == 421) {
 		/* The server is closing the session; report the reply, then
@@ -597,14 +654,33 @@ void up_event_cb(struct bufferevent *bev, short what, void *arg)
 	        up->name, up->what);
 }
 
-/* upstream_command - send a command, wait for its reply */
+/* upstream_command - send a command (or queue it), wait for its reply */
 void upstream_command(struct upstream *up, const char *line, upstream_cb *cb, void *ctx)
 {
 	size_t n = strcspn(line, " ");
+	char what[sizeof(up->what)];
 
+	snprintf(what, sizeof(what), "%.*s", (int)(n < 15 ? n : 15), line);
+	if (up->state == UP_COMMAND) {
+		struct up_cmd *q;
+		if (up->nqueue == up->queue_size) {
+			up->queue_size = up->queue_size ? 2 * up->queue_size : 8;
+			up->queue = xrealloc(up->queue, up->queue_size * sizeof(*up->queue));
+		}
+		q = &up->queue[up->nqueue++];
+		q->cb = cb;
+		q->ctx = ctx;
+		memcpy(q->what, what, sizeof(q->what));
+		q->line = NULL;
+		if (up->caps.pipelining)
+			write_line(up, line, NULL);
+		else
+			q->line = xstrdup(line);
+		return;
+	}
 	up->cb = cb;
 	up->ctx = ctx;
-	snprintf(up->what, sizeof(up->what), "%.*s", (int)(n < 15 ? n : 15), line);
+	memcpy(up->what, what, sizeof(up->what));
 	up_send_line(up, line, NULL, UP_COMMAND, up->cfg->agent.command_timeout);
 }
 
@@ -624,6 +700,11 @@ void upstream_data(struct upstream *up, struct evbuffer *msg, upstream_cb *cb, v
 bool upstream_ready(const struct upstream *up)
 {
 	return up->state == UP_READY && up->bev != NULL;
+}
+
+bool upstream_connected(const struct upstream *up)
+{
+	return up->bev != NULL && (up->state == UP_READY || up->state == UP_COMMAND);
 }
 
 enum upstream_failure upstream_failure(const struct upstream *up)

@@ -35,6 +35,8 @@ void upstream_free(struct upstream *up);
 
 /* upstream_ready - connected, greeted and between commands */
 bool upstream_ready(const struct upstream *up);
+/* upstream_connected - ready, or waiting for the replies to commands */
+bool upstream_connected(const struct upstream *up);
 /* upstream_open - connect (each address in turn), read the greeting,
  * EHLO (HELO on 5xx), STARTTLS as the host's tls says (then EHLO again),
  * AUTH as its auth says; with tls "implicit" TLS comes first. On success
@@ -44,7 +46,13 @@ bool upstream_ready(const struct upstream *up);
  * (535 or 5.7.8) with agent.auth_failure = reject is handed up as the
  * server's own 5xx reply (reply set, fail NULL, the session closed). */
 void upstream_open(struct upstream *up, upstream_cb *cb, void *ctx);
-/* upstream_command - send one line (no CRLF), wait for the reply */
+/* upstream_command - send one line (no CRLF), wait for the reply. May be
+ * called again before the reply comes (ready or waiting for a command's
+ * reply, never in DATA): with PIPELINING the line is written at once,
+ * without it when the replies before it have come; each caller gets its
+ * own reply, in order. When the session fails or closes (421) only the
+ * caller waiting at that moment is told; the commands queued after it
+ * are dropped and their callers must take the first one's answer. */
 void upstream_command(struct upstream *up, const char *line, upstream_cb *cb, void *ctx);
 /* upstream_data - DATA, then on 354 the message (CRLF lines, already
  * dot-stuffed) and ".": cb gets the final reply, or the DATA reply when

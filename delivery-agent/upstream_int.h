@@ -70,8 +70,19 @@ struct upstream {
 	const char *auth_err;     /* our reason for cancelling the exchange ("*") */
 	struct evbuffer *msg;
 	bool in_txn;
-	upstream_cb *cb;
+	upstream_cb *cb; /* waits for the reply being read */
 	void *ctx;
+	/* Commands after the one cb waits for, in order: with PIPELINING
+	 * already written, without it written when the reply before them
+	 * has come. */
+	struct up_cmd {
+		upstream_cb *cb;
+		void *ctx;
+		char what[16];
+		char *line; /* not yet written, or NULL */
+	} *queue;
+	size_t nqueue, queue_size;
+	struct event *more; /* replies left in the input: read them from the loop */
 };
 /* upstream.c */
 /* up_arm - (re)start the step timer */

@@ -11,7 +11,13 @@ MODE: ok       normal server
 FLAG: dsn      advertises DSN and SMTPUTF8
       closeafter  closes the connection right after answering the data
       no8bit   does not advertise 8BITMIME
-Per recipient (local part): t450* -> 450 4.2.0, r550* -> 550 5.1.1;
+      nopipe   does not advertise PIPELINING
+      slowrcpt waits 0.2 s before answering each RCPT, then notes in
+               MSGFILE.pipe "RCPT <addr> ahead" when the client's next
+               command had already arrived (it did not wait for the
+               reply: pipelining), else "RCPT <addr> waited"
+Per recipient (local part): t450* -> 450 4.2.0, r550* -> 550 5.1.1,
+c421* -> 421 4.3.0 and the connection closed;
 per sender: m550* -> 550 5.7.1 at MAIL.
 Prints "ready" on stdout once listening; writes each received message
 (still dot-stuffed, as sent) to MSGFILE, and appends every command line
@@ -20,6 +26,7 @@ it receives to MSGFILE.cmds (one per line) and one line per message
 import socket
 import sys
 import threading
+import time
 
 
 lock = threading.Lock()
@@ -39,6 +46,15 @@ def session(conn, mode, flags):
         f.write((line + "\r\n").encode())
         f.flush()
 
+    def ahead():
+        conn.settimeout(0.0)
+        try:
+            return len(f.peek(1)) > 0
+        except BlockingIOError:
+            return False
+        finally:
+            conn.settimeout(None)
+
     if mode == "silent":
         conn.recv(1)
         return
@@ -55,7 +71,8 @@ def session(conn, mode, flags):
         note(".cmds", cmd)
         if verb == "EHLO":
             say("250-fake.test")
-            say("250-PIPELINING")
+            if "nopipe" not in flags:
+                say("250-PIPELINING")
             if "no8bit" not in flags:
                 say("250-8BITMIME")
             if "dsn" in flags:
@@ -72,6 +89,12 @@ def session(conn, mode, flags):
                 say("250 2.1.0 Ok")
         elif verb == "RCPT":
             addr = cmd[cmd.find("<") + 1:cmd.rfind(">")]
+            if "slowrcpt" in flags:
+                time.sleep(0.2)
+                note(".pipe", "RCPT %s %s" % (addr, "ahead" if ahead() else "waited"))
+            if addr.startswith("c421"):
+                say("421 4.3.0 fake: closing")
+                return
             if addr.startswith("t450"):
                 say("450 4.2.0 <%s>: Recipient address rejected: try later" % addr)
             elif addr.startswith("r550"):

@@ -699,6 +699,13 @@ static const char split_routes[] =
 	"   hosts = ( { host = \"127.0.0.1\"; port = %d; } ); },\n"
 	" { name = \"rb\"; hosts = ( { host = \"127.0.0.1\"; port = %d; } ); } );";
 
+/* send_raw - write text as it is, in one write (a pipelined group) */
+static void send_raw(int fd, const char *text)
+{
+	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		test_assert(0);
+}
+
 static void test_split(void)
 {
 	struct env e;
@@ -723,6 +730,32 @@ static void test_split(void)
 	test_assert(count_lines(path, "MESSAGE x@a.test z@a.test") == 1);
 	snprintf(path, sizeof(path), "%s.log", bb.msgfile);
 	test_assert(count_lines(path, "MESSAGE y@b.test") == 1);
+	close(fd);
+	fake_stop(&a);
+	fake_stop(&bb);
+	teardown(&e);
+	test_end();
+
+	test_begin("LMTP pipelined: recipients of two destinations interleaved, replies in order");
+	two_fakes(&e, &a, "ok,slowrcpt", &bb, "ok", split_routes, 0);
+	fd = session(&e);
+	send_raw(fd, "MAIL FROM:<s@x.test>\r\nRCPT TO:<x@a.test>\r\nRCPT TO:<w@a.test>\r\n"
+		     "RCPT TO:<y@b.test>\r\nRCPT TO:<r550@a.test>\r\nRCPT TO:<z@a.test>\r\n"
+		     "DATA\r\n");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.1.0");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.1.5");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.1.5");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.1.5");
+	PREFIX(reply(fd, b, sizeof(b)), "550 5.1.1 <r550@a.test>");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.1.5");
+	PREFIX(reply(fd, b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "x\r\n.", b, sizeof(b)), "250 2.0.0 <x@a.test> relayed");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <w@a.test> relayed");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <y@b.test> relayed");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <z@a.test> relayed");
+	snprintf(path, sizeof(path), "%s.log", a.msgfile);
+	test_assert(count_lines(path, "MESSAGE x@a.test w@a.test z@a.test") == 1);
+	test_assert(file_has(a.msgfile, ".pipe", "RCPT x@a.test ahead"));
 	close(fd);
 	fake_stop(&a);
 	fake_stop(&bb);
@@ -1059,6 +1092,79 @@ static void test_pool(void)
 	test_end();
 }
 
+
+/* pipelined_group - MAIL, five RCPTs (one a syntax error answered by the
+ * agent itself) and DATA in one write; every reply in order */
+static void pipelined_group(int fd, const char *rcpt3)
+{
+	char b[1024], want[128];
+
+	send_raw(fd, "MAIL FROM:<a@x.test>\r\nRCPT TO:<ok1@y.test>\r\n"
+		     "RCPT TO:<t450@y.test>\r\nRCPT TO:<broken\r\n");
+	snprintf(want, sizeof(want), "RCPT TO:<%s>\r\nRCPT TO:<ok2@y.test>\r\nDATA\r\n", rcpt3);
+	send_raw(fd, want);
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.1.0");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.1.5");
+	PREFIX(reply(fd, b, sizeof(b)), "450 4.2.0 <t450@y.test>");
+	PREFIX(reply(fd, b, sizeof(b)), "501 5.5.4");
+}
+
+static void test_pipelining(void)
+{
+	struct env e;
+	char b[1024], pipe[200];
+	int fd;
+
+	test_begin("PIPELINING: RCPTs go on without waiting, replies in order");
+	setup(&e, "ok,slowrcpt", NULL);
+	snprintf(pipe, sizeof(pipe), "%s.pipe", e.msgfile);
+	fd = session(&e);
+	pipelined_group(fd, "r550@y.test");
+	PREFIX(reply(fd, b, sizeof(b)), "550 5.1.1 <r550@y.test>");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.1.5");
+	PREFIX(reply(fd, b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "x\r\n.", b, sizeof(b)), "250 2.0.0 <ok1@y.test>");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <ok2@y.test>");
+	/* the agent did not wait for the first RCPT's reply */
+	test_assert(file_has(e.msgfile, ".pipe", "RCPT ok1@y.test ahead"));
+	test_assert(file_has(e.msgfile, ".log", "MESSAGE ok1@y.test ok2@y.test"));
+	close(fd);
+	teardown(&e);
+	test_end();
+
+	test_begin("no PIPELINING upstream: one RCPT at a time, same replies");
+	setup(&e, "ok,slowrcpt,nopipe", NULL);
+	snprintf(pipe, sizeof(pipe), "%s.pipe", e.msgfile);
+	fd = session(&e);
+	pipelined_group(fd, "r550@y.test");
+	PREFIX(reply(fd, b, sizeof(b)), "550 5.1.1 <r550@y.test>");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.1.5");
+	PREFIX(reply(fd, b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "x\r\n.", b, sizeof(b)), "250 2.0.0 <ok1@y.test>");
+	PREFIX(reply(fd, b, sizeof(b)), "250 2.0.0 <ok2@y.test>");
+	test_assert(count_lines(pipe, "RCPT") == 4);
+	test_assert(count_lines(pipe, "RCPT ok1@y.test waited") == 1);
+	test_assert(!file_has(e.msgfile, ".pipe", "ahead"));
+	close(fd);
+	teardown(&e);
+	test_end();
+
+	test_begin("PIPELINING: 421 in the middle, the RCPTs after it get 4xx, nothing sent");
+	setup(&e, "ok,slowrcpt", NULL);
+	fd = session(&e);
+	pipelined_group(fd, "c421@y.test");
+	PREFIX(reply(fd, b, sizeof(b)), "451 4.3.0 <c421@y.test>");
+	PREFIX(reply(fd, b, sizeof(b)), "451 4.4.2 <ok2@y.test>: connection to");
+	PREFIX(reply(fd, b, sizeof(b)), "354");
+	PREFIX(cmd(fd, "x\r\n.", b, sizeof(b)), "451 4.4.2");
+	test_assert(!file_has(e.msgfile, ".log", "MESSAGE"));
+	/* the next transaction gets a fresh session */
+	PREFIX(send_one(fd, "a@x.test", "ok3@y.test", b, sizeof(b)), "250 2.0.0 <ok3@y.test>");
+	close(fd);
+	teardown(&e);
+	test_end();
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1078,5 +1184,6 @@ int main(void)
 	test_dsn_8bit();
 	test_login();
 	test_mx();
+	test_pipelining();
 	return test_exit_status();
 }
