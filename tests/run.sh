@@ -54,6 +54,31 @@ run_check() {
 	record "$name" $? "$log"
 }
 
+# run_pool JOBS TIMEOUT PREFIX TEST... - run_check PREFIX$TEST for each
+# executable TEST, JOBS at a time (the stack picks free loopback ports
+# and addresses and its own directory, so stacks run side by side; most
+# of a test's time is waiting on mail). Results are recorded in the
+# order given.
+run_pool() {
+	local jobs=$1 limit=$2 prefix=$3 t log
+	local -a names=()
+	shift 3
+	for t; do
+		[ -x "$t" ] || continue
+		if [ -n "$only" ] && [[ "$prefix$t" != *$only* ]]; then continue; fi
+		while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+		log="$results/$(echo "$prefix$t" | tr '/ ' '__').log"
+		( timeout --kill-after=10 "$limit" "$t" >"$log" 2>&1; echo $? >"$log.rc" ) &
+		names+=("$t")
+	done
+	wait
+	for t in "${names[@]}"; do
+		log="$results/$(echo "$prefix$t" | tr '/ ' '__').log"
+		record "$prefix$t" "$(cat "$log.rc" 2>/dev/null || echo 1)" "$log"
+		rm -f "$log.rc"
+	done
+}
+
 # count_automake DIR PREFIX - one check per unit test program of make check
 count_automake() {
 	local dir=$1 prefix=$2 trs res name
@@ -91,10 +116,7 @@ make -j2 check >"$results/check.log" 2>&1
 count_automake "$top" ""
 
 step "integration tests (real Postfix, nsd, sink)"
-for t in tests/integration/[0-9]*.sh tests/milter/*.sh; do
-	[ -x "$t" ] || continue
-	run_check "$t" 300 "$t"
-done
+run_pool "${WEIR_TEST_JOBS:-2}" 300 "" tests/integration/[0-9]*.sh tests/milter/*.sh
 
 # Postfix to weir-milter over TCP too (the stack's default is a unix socket).
 WEIR_STACK_MILTER_TRANSPORT=inet run_check "milter-over-inet/10-relay-basic.sh" 300 \
@@ -130,13 +152,12 @@ if [ $asan = 1 ]; then
 		# sanitizer report in a daemon's log fails the test (lib.sh).
 		# (a subset: the whole suite with sanitizers would not fit the
 		# 20 minutes; each new daemon path has one representative)
-		for t in tests/integration/10-*.sh tests/integration/20-*.sh \
-			 tests/integration/40-*.sh tests/integration/60-*.sh \
-			 tests/integration/230-*.sh tests/integration/251-*.sh \
-			 tests/integration/270-*.sh; do
-			[ -x "$t" ] || continue
-			WEIR_BUILD=$asan_dir run_check "asan/$t" 300 "$t"
-		done
+		export WEIR_BUILD=$asan_dir
+		run_pool "${WEIR_TEST_JOBS:-2}" 300 asan/ tests/integration/10-*.sh \
+			tests/integration/20-*.sh tests/integration/40-*.sh \
+			tests/integration/60-*.sh tests/integration/230-*.sh \
+			tests/integration/251-*.sh tests/integration/270-*.sh
+		unset WEIR_BUILD
 	else
 		tail -n 40 "$results/asan-build.log" "$results/asan-configure.log"
 		record asan/build 1
