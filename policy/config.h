@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "policy/throttle.h"
+
 struct strlist {
 	char **v;
 	size_t n;
@@ -174,6 +176,10 @@ struct weir_config {
 		struct credential *credentials;
 		size_t ncredentials;
 	} agent;
+
+	/* group throttle: weir-agent's shaping per destination
+	 * (policy/throttle.h; parsed by throttle_config.c, throttle_rules.c) */
+	struct throttle_config throttle;
 
 	/* Compiled when the file loads (settings.c); read-only afterwards,
 	 * so any number of sessions may share them. */

@@ -16,7 +16,8 @@
  * is the Redis server's (TIME), so gateways with skewed clocks agree. It
  * is loaded with SCRIPT LOAD when a connection is made and called with
  * EVALSHA; NOSCRIPT (Redis restarted, SCRIPT FLUSH) loads it again.
- * Connections, timeouts, the password and outages (rate.fail_mode):
+ * Connections, timeouts and the password: redis_conn.c; connections per
+ * thread and outages (rate.fail_mode):
  * rate_redis_conn.c. Redis Cluster is not supported (the keys of one
  * decision may live in different slots). */
 #include "autoconf.h"
@@ -169,10 +170,10 @@ static int charge_argv(const struct rr_conn *conn, const struct rate_item *items
 	const char **argv = xcalloc(argc, sizeof(*argv));
 	size_t *lens = xcalloc(argc, sizeof(*lens));
 	char *buf = xmalloc(numw * (1 + 6 * n) + 1);
-	const char *prefix = conn->set->prefix;
+	const char *prefix = conn->link.set->prefix;
 
 	argv[k++] = "EVALSHA";
-	argv[k++] = conn->sha;
+	argv[k++] = conn->link.sha;
 	argv[k++] = buf + pos;
 	pos += (size_t)snprintf(buf + pos, numw, "%zu", n) + 1;
 	for (size_t i = 0; i < n; i++)
@@ -207,6 +208,7 @@ int rate_redis_charge(struct rate_redis *r, const struct rate_item *items, size_
 	const char **argv;
 	size_t *lens;
 	char *buf;
+	long long deadline;
 	int argc, ret = 0;
 
 	memset(v, 0, sizeof(*v));
@@ -214,13 +216,14 @@ int rate_redis_charge(struct rate_redis *r, const struct rate_item *items, size_
 	if (n == 0)
 		return 0;
 	conn = rr_conn_get(r);
-	if (!rr_conn_ready(conn)) {
+	deadline = redis_conn_deadline(&conn->link);
+	if (!redis_conn_ready(&conn->link, deadline)) {
 		rr_backend_failed(conn, v);
 		return 0;
 	}
 	argc = charge_argv(conn, items, n, force, &argv, &lens, &buf);
-	reply = rr_command(conn, argc, argv, lens);
-	/* argv[1] is conn->sha, which a reconnection or NOSCRIPT reload
+	reply = redis_conn_command(&conn->link, deadline, argc, argv, lens);
+	/* argv[1] is conn->link.sha, which a reconnection or NOSCRIPT reload
 	 * writes again with the same value (the script's SHA1) */
 	for (size_t i = 0; i < n; i++)
 		free((char *)argv[3 + i]);
@@ -229,13 +232,13 @@ int rate_redis_charge(struct rate_redis *r, const struct rate_item *items, size_
 	free(buf);
 	if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
 		if (reply != NULL)
-			rr_note_error(conn, "EVALSHA", reply);
+			redis_conn_note_error(&conn->link, "EVALSHA", reply);
 		freeReplyObject(reply);
 		rr_backend_failed(conn, v);
 		return 0;
 	}
 	if (verdict_from_reply(reply, items, n, v) < 0) {
-		snprintf(conn->err, sizeof(conn->err), "EVALSHA: malformed answer");
+		snprintf(conn->link.err, sizeof(conn->link.err), "EVALSHA: malformed answer");
 		rr_backend_failed(conn, v);
 		ret = -1;
 	} else {
@@ -271,7 +274,7 @@ static bool state_parse(const redisReply *reply, struct rate_state *st)
 static long long redis_now(struct rr_conn *conn)
 {
 	const char *argv[] = {"TIME"};
-	redisReply *reply = rr_command(conn, 1, argv, NULL);
+	redisReply *reply = redis_conn_command(&conn->link, 0, 1, argv, NULL);
 	long long now = -1;
 
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
@@ -280,14 +283,14 @@ static long long redis_now(struct rr_conn *conn)
 		now = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
 		      strtoll(reply->element[1]->str, NULL, 10) / 1000;
 	else if (reply != NULL)
-		rr_note_error(conn, "TIME", reply);
+		redis_conn_note_error(&conn->link, "TIME", reply);
 	freeReplyObject(reply);
 	return now;
 }
 
 static int show_failed(struct rr_conn *conn, char **err_r)
 {
-	*err_r = xasprintf("redis %s: %s", conn->set->addr, conn->err);
+	*err_r = xasprintf("redis %s: %s", conn->link.set->addr, conn->link.err);
 	return -1;
 }
 
@@ -313,26 +316,29 @@ static char *glob_match_prefix(const char *s)
 }
 
 /* show_page - HGETALL every key of one SCAN page (pipelined), appending a
- * line per key to *lines_r; -1 with conn->err */
+ * line per key to *lines_r; -1 with conn->link.err */
 static int show_page(struct rr_conn *conn, const redisReply *keys, long long now, char ***lines_r,
                      size_t *n_r, size_t *size_r)
 {
-	size_t plen = strlen(conn->set->prefix);
-	struct rr_pipe_guard g;
+	size_t plen = strlen(conn->link.set->prefix);
+	struct redis_pipe_guard g;
 	int ret = 0;
 
-	rr_pipe_guard_on(&g);
+	/* one page (up to 1000 keys) within one timeout */
+	if (keys->elements > 0 && !redis_conn_arm(&conn->link, 0))
+		return -1;
+	redis_pipe_guard_on(&g);
 	for (size_t i = 0; i < keys->elements; i++) {
 		const char *argv[2] = {"HGETALL", keys->element[i]->str};
 		size_t lens[2] = {7, keys->element[i]->len};
-		redisAppendCommandArgv(conn->c, 2, argv, lens);
+		redisAppendCommandArgv(conn->link.c, 2, argv, lens);
 	}
 	for (size_t i = 0; i < keys->elements; i++) {
 		redisReply *reply = NULL;
 		struct rate_state st;
-		if (redisGetReply(conn->c, (void **)&reply) != REDIS_OK) {
-			rr_note_error(conn, "HGETALL", NULL);
-			rr_disconnect(conn);
+		if (redisGetReply(conn->link.c, (void **)&reply) != REDIS_OK) {
+			redis_conn_note_error(&conn->link, "HGETALL", NULL);
+			redis_conn_disconnect(&conn->link);
 			ret = -1;
 			break;
 		}
@@ -347,7 +353,7 @@ static int show_page(struct rr_conn *conn, const redisReply *keys, long long now
 		}
 		freeReplyObject(reply);
 	}
-	rr_pipe_guard_off(&g);
+	redis_pipe_guard_off(&g);
 	return ret;
 }
 
@@ -355,19 +361,19 @@ static int show_page(struct rr_conn *conn, const redisReply *keys, long long now
  * would stop the server for the whole keyspace) */
 static int show_all(struct rr_conn *conn, long long now, FILE *out, char **err_r)
 {
-	char *match = glob_match_prefix(conn->set->prefix), cursor[32] = "0", **lines = NULL;
+	char *match = glob_match_prefix(conn->link.set->prefix), cursor[32] = "0", **lines = NULL;
 	size_t n = 0, size = 0;
 	int ret = 0;
 
 	do {
 		const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
-		redisReply *reply = rr_command(conn, 6, argv, NULL);
+		redisReply *reply = redis_conn_command(&conn->link, 0, 6, argv, NULL);
 		if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
 		    reply->element[0]->type != REDIS_REPLY_STRING ||
 		    reply->element[1]->type != REDIS_REPLY_ARRAY ||
 		    reply->element[0]->len >= sizeof(cursor)) {
 			if (reply != NULL)
-				rr_note_error(conn, "SCAN", reply);
+				redis_conn_note_error(&conn->link, "SCAN", reply);
 			freeReplyObject(reply);
 			ret = show_failed(conn, err_r);
 			break;
@@ -407,11 +413,11 @@ int rate_redis_show(struct rate_redis *r, const char *state_key, FILE *out, char
 		return show_failed(conn, err_r);
 	if (state_key == NULL)
 		return show_all(conn, now, out, err_r);
-	key = xasprintf("%s%s", conn->set->prefix, state_key);
-	reply = rr_command(conn, 2, (const char *[]){"HGETALL", key}, NULL);
+	key = xasprintf("%s%s", conn->link.set->prefix, state_key);
+	reply = redis_conn_command(&conn->link, 0, 2, (const char *[]){"HGETALL", key}, NULL);
 	if (reply == NULL || !state_parse(reply, &st)) {
 		if (reply != NULL)
-			rr_note_error(conn, "HGETALL", reply);
+			redis_conn_note_error(&conn->link, "HGETALL", reply);
 		ret = show_failed(conn, err_r);
 	} else if (reply->elements == 0) {
 		fprintf(out, "%s state=none\n", state_key);
@@ -434,11 +440,11 @@ int rate_redis_reset(struct rate_redis *r, const char *state_key, char **err_r)
 	char *key;
 	int ret = 0;
 
-	key = xasprintf("%s%s", conn->set->prefix, state_key);
-	reply = rr_command(conn, 2, (const char *[]){"DEL", key}, NULL);
+	key = xasprintf("%s%s", conn->link.set->prefix, state_key);
+	reply = redis_conn_command(&conn->link, 0, 2, (const char *[]){"DEL", key}, NULL);
 	if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
 		if (reply != NULL)
-			rr_note_error(conn, "DEL", reply);
+			redis_conn_note_error(&conn->link, "DEL", reply);
 		ret = show_failed(conn, err_r);
 	}
 	freeReplyObject(reply);

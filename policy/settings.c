@@ -28,6 +28,7 @@
 #include "policy/rate.h"
 #include "policy/routes.h"
 #include "policy/senders.h"
+#include "policy/throttle.h"
 
 #define OFF(field) offsetof(struct weir_config, field)
 #define NOLIMIT 0, 0
@@ -605,6 +606,42 @@ const struct setting weir_settings[] = {
 	 "Routes: ( { name; sender_domains; rcpt_domains; logins; mx; hosts = ( { host; port; "
 	 "tls; auth; credentials; weight; priority; } ); } ).",
 	 routes_parse, routes_format, routes_free},
+
+	/* weir-agent's shaping per destination (policy/throttle*.c) */
+	{"throttle.wait", SETTING_DURATION, OFF(throttle.wait), "3s", 0, 60, NULL, NULL, 0,
+	 "Longest a RCPT waits for its turn under a limiter; then 451 4.7.0.", NULL, NULL, NULL},
+	{"throttle.max_waiting", SETTING_INT, OFF(throttle.max_waiting), "4", 1, 10000, NULL, NULL,
+	 0, "RCPTs waiting on one limiter at once; one more is answered 451 at once.", NULL, NULL,
+	 NULL},
+	{"throttle.backend", SETTING_ENUM, OFF(throttle.backend), "memory", NOLIMIT, rate_backends,
+	 NULL, 0,
+	 "Where rate reservations are made: memory (this instance) or redis (shared by a fleet, "
+	 "rate.redis* settings).", NULL, NULL, NULL},
+	{"throttle.fleet_size", SETTING_INT, OFF(throttle.fleet_size), "1", 1, 1000, NULL, NULL, 0,
+	 "Instances sharing the rates; with Redis unreachable each uses rate/fleet_size.", NULL,
+	 NULL, NULL},
+	{"throttle.state_file", SETTING_STRING, OFF(throttle.state_file),
+	 "/run/weir/throttle-state", NOLIMIT, NULL, NULL, 0,
+	 "Where weir-agent writes the limiters' state for weirctl throttle show; \"\" for none.",
+	 NULL, NULL, NULL},
+	{"throttle.domains", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
+	 "Limits for each recipient domain no group matches: { rate; burst; sessions; "
+	 "messages_per_session; recipients; }.",
+	 throttle_domains_parse, throttle_domains_format, throttle_domains_free},
+	{"throttle.groups", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
+	 "Provider groups: ( { name; domains; mx; rate; burst; sessions; messages_per_session; "
+	 "recipients; } ).",
+	 throttle_groups_parse, throttle_groups_format, throttle_groups_free},
+	{"throttle.routes", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
+	 "Limits per route of agent.routes: ( { route; rate; burst; sessions; } ).",
+	 throttle_routes_parse, throttle_routes_format, throttle_routes_free},
+	{"throttle.senders", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
+	 "Limits per sender domain: ( { domain; rate; burst; sessions; } ).",
+	 throttle_senders_parse, throttle_senders_format, throttle_senders_free},
+	{"throttle.rules", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
+	 "Adaptive back-off on upstream replies: ( { name; code; status; text; threshold; window; "
+	 "action; factor; duration; recover; } ); built-in rules when not set.",
+	 throttle_rules_parse, throttle_rules_format, throttle_rules_free},
 };
 
 const size_t weir_settings_count = sizeof(weir_settings) / sizeof(weir_settings[0]);
@@ -708,6 +745,7 @@ void settings_compile(struct weir_config *cfg, struct config_errors *errs)
 	}
 	compile_senders(cfg, errs);
 	routes_compile(cfg, errs);
+	throttle_finish(cfg, errs);
 	credentials_load(cfg, errs);
 	check_key_owners(cfg, errs);
 	if (cfg->dkim.fallback_domain[0] != '\0' &&

@@ -14,6 +14,7 @@
  *	rate reset	clear one rate limit's state
  *	route show	weir-agent's routes and the health of their hosts
  *			(agent.state_file)
+ *	throttle show	weir-agent's throttle limiters (throttle.state_file)
  *	defaults	print every setting with its built-in default
  *	settings	print every setting with its value in weir.conf
  *	version		print the version
@@ -39,6 +40,7 @@
 #include "policy/rate.h"
 #include "policy/rate_store.h"
 #include "policy/spf.h"
+#include "policy/throttle.h"
 
 struct command {
 	const char *name;
@@ -561,6 +563,46 @@ static int cmd_route(const char *conf, int argc, char **argv)
 	return 2;
 }
 
+/* throttle: weirctl throttle show [-c FILE] */
+
+static const char throttle_usage[] = "usage: weirctl throttle show [-c FILE]\n";
+
+/* throttle_show_cmd - throttle.state_file as a table */
+static int throttle_show_cmd(const char *conf, int argc, char **argv)
+{
+	struct weir_config *cfg;
+	char *err = NULL;
+	int i, rc = 0;
+
+	if ((i = sub_options(argc, argv, &conf, NULL, throttle_usage)) < 0)
+		return 2;
+	if (argc - i != 0) {
+		fputs(throttle_usage, stderr);
+		return 2;
+	}
+	if ((cfg = config_load_reported(conf, 0, true, NULL)) == NULL)
+		return 1;
+	if (cfg->throttle.state_file[0] == '\0') {
+		fprintf(stderr, "weirctl throttle show: throttle.state_file is \"\" in %s: "
+				"weir-agent writes no throttle state\n", cfg->file);
+		rc = 1;
+	} else if (throttle_state_print(cfg->throttle.state_file, stdout, &err) < 0) {
+		fprintf(stderr, "weirctl throttle show: %s\n", err);
+		free(err);
+		rc = 1;
+	}
+	config_unref(cfg);
+	return rc;
+}
+
+static int cmd_throttle(const char *conf, int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "show") == 0)
+		return throttle_show_cmd(conf, argc - 1, argv + 1);
+	fputs(throttle_usage, stderr);
+	return 2;
+}
+
 static const struct command commands[] = {
     {"check", cmd_check, "validate weir.conf"},
     {"keygen", cmd_keygen,
@@ -571,6 +613,7 @@ static const struct command commands[] = {
      "SPF tools"},
     {"rate", cmd_rate, "show [STATE_KEY] | reset STATE_KEY: rate limit state"},
     {"route", cmd_route, "show: weir-agent's routes and the health of their hosts"},
+    {"throttle", cmd_throttle, "show: weir-agent's throttle limiters and their state"},
     {"defaults", cmd_defaults, "print every setting with its built-in default"},
     {"settings", cmd_settings, "print every setting as weir.conf sets it"},
     {"version", cmd_version, "print the version"},

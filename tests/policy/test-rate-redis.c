@@ -7,19 +7,14 @@
  * recovery without reopening). Skipped (77) without redis-server. */
 #include "autoconf.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +22,7 @@
 #include "lib/xalloc.h"
 #include "policy/config.h"
 #include "policy/rate_redis.h"
+#include "tests/redislib.h"
 #include "tests/testlib.h"
 
 #define TIMEOUT_MS 300
@@ -47,13 +43,6 @@ static void hook(enum log_level level, const char *line)
 	snprintf(last_log, sizeof(last_log), "%s", line);
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static long long wall_ms(void)
 {
 	struct timespec ts;
@@ -61,131 +50,9 @@ static long long wall_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(long long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static bool have_redis_server(void)
-{
-	const char *path = getenv("PATH");
-	char *copy, *dir, *save = NULL;
-	bool found = false;
-
-	copy = xstrdup(path ? path : "/usr/bin:/bin");
-	for (dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
-		char *p = xasprintf("%s/redis-server", dir);
-		found = access(p, X_OK) == 0;
-		free(p);
-	}
-	free(copy);
-	return found;
-}
-
-/* free_port - a loopback TCP port nobody listens on right now */
-static int free_port(void)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), p;
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sin, &len) < 0) {
-		perror("free_port");
-		exit(1);
-	}
-	p = ntohs(sin.sin_port);
-	close(fd);
-	return p;
-}
-
-/* admin - a plain hiredis connection to the server on p (NULL if none) */
-static redisContext *admin(int p, const char *password)
-{
-	struct timeval tv = {1, 0};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", p, tv);
-
-	if (c == NULL || c->err) {
-		if (c)
-			redisFree(c);
-		return NULL;
-	}
-	redisSetTimeout(c, tv);
-	if (password != NULL) {
-		redisReply *r = redisCommand(c, "AUTH %s", password);
-		freeReplyObject(r);
-	}
-	return c;
-}
-
-/* redis_start - redis-server on 127.0.0.1:p in tmpdir, as the field notes
- * say; its own PID (fork/exec), ready to answer PING */
-static pid_t redis_start(int p, const char *password)
-{
-	char portstr[16];
-	pid_t pid;
-
-	snprintf(portstr, sizeof(portstr), "%d", p);
-	pid = fork();
-	if (pid == 0) {
-		char *logf = xasprintf("%s/redis-%d.log", tmpdir, p);
-		int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		if (password != NULL)
-			execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port",
-			       portstr, "--save", "", "--appendonly", "no", "--dir", tmpdir,
-			       "--requirepass", password, (char *)NULL);
-		else
-			execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port",
-			       portstr, "--save", "", "--appendonly", "no", "--dir", tmpdir,
-			       (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100; i++) {
-		redisContext *c = admin(p, password);
-		if (c != NULL) {
-			redisReply *r = redisCommand(c, "PING");
-			bool ok = r != NULL && r->type == REDIS_REPLY_STATUS;
-			freeReplyObject(r);
-			redisFree(c);
-			if (ok)
-				return pid;
-		}
-		sleep_ms(50);
-	}
-	fprintf(stderr, "redis-server on port %d did not start (see %s)\n", p, tmpdir);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	exit(1);
-}
-
-static void redis_stop(pid_t *pid, int sig)
-{
-	if (*pid > 0) {
-		kill(*pid, sig);
-		waitpid(*pid, NULL, 0);
-		*pid = 0;
-	}
-}
-
 static void cleanup(void)
 {
-	char *cmd;
-
-	for (int i = 0; i < 2; i++) {
-		if (servers[i] > 0)
-			kill(servers[i], SIGCONT);
-		redis_stop(&servers[i], SIGKILL);
-	}
-	cmd = xasprintf("rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
-	free(cmd);
+	redis_test_cleanup(tmpdir, servers, 2);
 }
 
 static struct weir_config cfg;
@@ -257,14 +124,14 @@ static void test_smooth(struct rate_redis *r)
 	test_assert(charge1(r, it, &v));
 	test_assert(!charge1(r, it, &v));
 	test_assert(v.retry_after_ms > 0 && v.retry_after_ms <= 100);
-	sleep_ms(v.retry_after_ms + 2);
+	test_sleep_ms(v.retry_after_ms + 2);
 	test_assert(charge1(r, it, &v));
-	end = mono_ms() + 1000;
-	while (mono_ms() < end) {
+	end = test_mono_ms() + 1000;
+	while (test_mono_ms() < end) {
 		if (charge1(r, it, &v))
 			allowed++;
 		else
-			sleep_ms(v.retry_after_ms > 5 ? 5 : v.retry_after_ms);
+			test_sleep_ms(v.retry_after_ms > 5 ? 5 : v.retry_after_ms);
 	}
 	/* 1 s at 10/s: 10, or 9 when the last slot falls just past the end */
 	test_assert(allowed >= 9 && allowed <= 11);
@@ -292,7 +159,7 @@ static void test_quota(struct rate_redis *r)
 	while (charge1(r, sec, &v)) /* 2, or up to 4 when the window rolls */
 		;
 	test_assert(v.quota && v.resets_at_ms % 1000 == 0);
-	sleep_ms(v.retry_after_ms + 5);
+	test_sleep_ms(v.retry_after_ms + 5);
 	test_assert(charge1(r, sec, &v));
 	test_assert(v.remaining == 2);
 	test_end();
@@ -346,7 +213,7 @@ static void test_all_or_nothing(struct rate_redis *r)
 /* field - one field of a state hash through an admin connection */
 static long long field(const char *key, const char *name)
 {
-	redisContext *c = admin(port, NULL);
+	redisContext *c = redis_admin(port, NULL);
 	redisReply *reply;
 	long long val = -1;
 
@@ -362,7 +229,7 @@ static long long field(const char *key, const char *name)
 
 static long long pttl(const char *fullkey)
 {
-	redisContext *c = admin(port, NULL);
+	redisContext *c = redis_admin(port, NULL);
 	redisReply *reply;
 	long long val = -3;
 
@@ -412,7 +279,7 @@ static void test_expiry(struct rate_redis *r)
 	test_assert(charge1(r, q, &v));
 	ttl = pttl("t:ttl:i"); /* the end of this second's window */
 	test_assert(ttl > 0 && ttl <= 1000);
-	sleep_ms(1100);
+	test_sleep_ms(1100);
 	test_assert(pttl("t:ttl:h") == -2 && pttl("t:ttl:i") == -2);
 	test_end();
 }
@@ -585,8 +452,8 @@ static void test_password(void)
 	FILE *f;
 
 	test_begin("password file: mode checked, AUTH sent, never logged");
-	auth_port = free_port();
-	servers[1] = redis_start(auth_port, "pw-Secret-42");
+	auth_port = redis_free_port();
+	servers[1] = redis_server_start(tmpdir, auth_port, "pw-Secret-42");
 	cfg_init(auth_port);
 	cfg.rate.redis_password_file = pwfile;
 	f = fopen(pwfile, "w");
@@ -630,7 +497,7 @@ static void test_password(void)
 	test_assert(strstr(last_log, "AUTH") != NULL);
 	test_assert(strstr(last_log, "Secret") == NULL);
 	rate_redis_close(r);
-	redis_stop(&servers[1], SIGTERM);
+	redis_server_stop(&servers[1], SIGTERM);
 	free(pwfile);
 	test_end();
 }
@@ -640,10 +507,10 @@ static struct rate_verdict charge_timed(struct rate_redis *r, const char *key, l
 {
 	struct rate_item it = item(key, 1000, 3600000, 1000, 0, 0, ACTION_TEMPFAIL);
 	struct rate_verdict v;
-	long long t0 = mono_ms();
+	long long t0 = test_mono_ms();
 
 	test_assert(rate_redis_charge(r, &it, 1, false, &v) == 0);
-	*ms_r = mono_ms() - t0;
+	*ms_r = test_mono_ms() - t0;
 	return v;
 }
 
@@ -670,7 +537,7 @@ static void test_outage(struct rate_redis *r)
 	test_end();
 
 	test_begin("Redis back: the next decisions use it, end of outage logged");
-	sleep_ms(1100);
+	test_sleep_ms(1100);
 	v = charge_timed(r, "down:b", &ms);
 	test_assert(v.allowed && !v.backend_down);
 	test_assert(atomic_load(&infos) >= 1 && strstr(last_log, "failed_decisions=6") != NULL);
@@ -681,7 +548,7 @@ static void test_outage(struct rate_redis *r)
 	rate_redis_reconfigure(r, &cfg);
 	w = atomic_load(&warnings);
 	fails = rate_redis_failures();
-	redis_stop(&servers[0], SIGKILL);
+	redis_server_stop(&servers[0], SIGKILL);
 	for (int i = 0; i < 5; i++) {
 		v = charge_timed(r, "down:c", &ms);
 		test_assert(!v.allowed && v.backend_down && ms < TIMEOUT_MS);
@@ -691,23 +558,23 @@ static void test_outage(struct rate_redis *r)
 	test_end();
 
 	test_begin("Redis restarted on the same port: used again without reopening");
-	servers[0] = redis_start(port, NULL);
-	sleep_ms(1100); /* the reconnection backoff */
+	servers[0] = redis_server_start(tmpdir, port, NULL);
+	test_sleep_ms(1100); /* the reconnection backoff */
 	v = charge_timed(r, "down:d", &ms);
 	test_assert(v.allowed && !v.backend_down);
 	test_assert(field("down:d", "tat") > 0);
 	test_end();
 
 	test_begin("Redis restarted between two decisions: no decision lost");
-	redis_stop(&servers[0], SIGKILL);
-	servers[0] = redis_start(port, NULL);
+	redis_server_stop(&servers[0], SIGKILL);
+	servers[0] = redis_server_start(tmpdir, port, NULL);
 	v = charge_timed(r, "down:e", &ms);
 	test_assert(v.allowed && !v.backend_down); /* resent over a new connection */
 	test_assert(field("down:e", "tat") > 0);
 	test_end();
 
 	test_begin("SCRIPT FLUSH: NOSCRIPT loads the script again");
-	redisContext *c = admin(port, NULL);
+	redisContext *c = redis_admin(port, NULL);
 	freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
 	redisFree(c);
 	fails = rate_redis_failures();
@@ -740,7 +607,7 @@ int main(void)
 	struct rate_redis *r;
 	char *err = NULL;
 
-	if (!have_redis_server()) {
+	if (!redis_server_installed()) {
 		printf("redis-server not installed: skipped\n");
 		return 77;
 	}
@@ -752,8 +619,8 @@ int main(void)
 	log_open("test-rate-redis", true, "mail");
 	log_set_hook(hook);
 
-	port = free_port();
-	servers[0] = redis_start(port, NULL);
+	port = redis_free_port();
+	servers[0] = redis_server_start(tmpdir, port, NULL);
 	cfg_init(port);
 	r = rate_redis_open(&cfg, &err);
 	if (r == NULL) {

@@ -1,0 +1,512 @@
+/* throttle_config - the group throttle of weir.conf: parsing and checking
+ *
+ *   domains = { rate; burst; sessions; messages_per_session; recipients; };
+ *   groups  = ( { name; domains; mx; rate; burst; sessions;
+ *                 messages_per_session; recipients; } );
+ *   routes  = ( { route; rate; burst; sessions; } );
+ *   senders = ( { domain; rate; burst; sessions; } );
+ *   rules   = ( { name; code; status; text; threshold; window; action;
+ *                 factor; duration; recover; } );
+ *
+ * The plain settings (wait, max_waiting, backend, fleet_size, state_file)
+ * are in settings.c's table. Every problem is reported with the file:line
+ * of the member at fault and parsing goes on, so `weirctl check` lists
+ * them all; an entry with an error is left out (the load fails anyway).
+ * When throttle.rules is not written, throttle_finish installs the
+ * built-in rules (weir.conf(5), THROTTLING). */
+#include "autoconf.h"
+
+#include <ctype.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/xalloc.h"
+#include "policy/address.h"
+#include "policy/config.h"
+#include "policy/rate.h"
+#include "policy/routes.h"
+#include "policy/throttle.h"
+
+#define NAME_MAX_LEN 64
+#define BURST_MAX    1000000
+#define SESSIONS_MAX 100000
+#define MESSAGES_MAX 1000000
+
+/* Where errors go: the setting, the file and the entry being parsed */
+struct parse_ctx {
+	const char *what; /* "throttle.groups" */
+	const char *file;
+	char entry[NAME_MAX_LEN + 16]; /* its name, or "entry N" */
+	struct config_errors *errs;
+	bool bad;
+};
+
+#define report(pc, node, ...) report_at(pc, (int)config_setting_source_line(node), __VA_ARGS__)
+
+static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* report_at - one error "file:line: what: entry: text" */
+static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
+{
+	char *msg;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (pc->entry[0] != '\0')
+		config_errors_add(pc->errs, pc->file, line, "%s: %s: %s", pc->what, pc->entry,
+		                  msg ? msg : "?");
+	else
+		config_errors_add(pc->errs, pc->file, line, "%s: %s", pc->what, msg ? msg : "?");
+	free(msg);
+	pc->bad = true;
+}
+
+/* member_string - the string member name of g; NULL when absent or,
+ * reported, when it is not a string */
+static const char *member_string(struct parse_ctx *pc, config_setting_t *g, const char *name)
+{
+	config_setting_t *m = config_setting_get_member(g, name);
+
+	if (m == NULL)
+		return NULL;
+	if (config_setting_type(m) != CONFIG_TYPE_STRING) {
+		report(pc, m, "%s: expected a string", name);
+		return NULL;
+	}
+	return config_setting_get_string(m);
+}
+
+/* member_int - the integer member name of g within [min, max]; def
+ * when absent or wrong (reported) */
+static long long member_int(struct parse_ctx *pc, config_setting_t *g, const char *name,
+                            long long def, long long min, long long max)
+{
+	config_setting_t *m = config_setting_get_member(g, name);
+	long long v;
+
+	if (m == NULL)
+		return def;
+	if (config_setting_type(m) != CONFIG_TYPE_INT &&
+	    config_setting_type(m) != CONFIG_TYPE_INT64) {
+		report(pc, m, "%s: expected a number", name);
+		return def;
+	}
+	v = config_setting_get_int64(m);
+	if (v < min || v > max) {
+		report(pc, m, "%s: out of range (%lld to %lld)", name, min, max);
+		return def;
+	}
+	return v;
+}
+
+/* parse_limits - the limit members of g into *lim (burst 1 when absent);
+ * with_dest: also messages_per_session and recipients */
+static void parse_limits(struct parse_ctx *pc, config_setting_t *g, struct throttle_limits *lim,
+                         bool with_dest)
+{
+	config_setting_t *m = config_setting_get_member(g, "rate");
+	const char *v = member_string(pc, g, "rate"), *err;
+
+	memset(lim, 0, sizeof(*lim));
+	if (v != NULL && v[0] != '\0' && rate_parse_rate(v, &lim->n, &lim->period_ms, &err) < 0) {
+		report(pc, m, "rate: \"%s\": %s", v, err);
+		lim->n = lim->period_ms = 0;
+	}
+	lim->burst = member_int(pc, g, "burst", 1, 1, BURST_MAX);
+	lim->sessions = (int)member_int(pc, g, "sessions", 0, 0, SESSIONS_MAX);
+	if (!with_dest)
+		return;
+	lim->messages_per_session =
+	    (int)member_int(pc, g, "messages_per_session", 0, 0, MESSAGES_MAX);
+	lim->recipients = (int)member_int(pc, g, "recipients", 0, 0, SESSIONS_MAX);
+}
+
+/* limits_any - some dimension of lim is limited */
+static bool limits_any(const struct throttle_limits *lim)
+{
+	return lim->n > 0 || lim->sessions > 0 || lim->messages_per_session > 0 ||
+	       lim->recipients > 0;
+}
+
+/* valid_name - [A-Za-z0-9_.-]+, 64 at most */
+static bool valid_name(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
+
+	return n > 0 && s[n] == '\0' && n <= NAME_MAX_LEN;
+}
+
+/* entry_name - the member key of g as the entry's name (reported when
+ * absent or bad); NULL then */
+static const char *entry_name(struct parse_ctx *pc, config_setting_t *g, const char *key)
+{
+	const char *name = member_string(pc, g, key);
+
+	if (name == NULL) {
+		if (config_setting_get_member(g, key) == NULL)
+			report(pc, g, "needs %s", key);
+		return NULL;
+	}
+	if (!valid_name(name)) {
+		report(pc, config_setting_get_member(g, key),
+		       "%s \"%s\": letters, digits, '_', '.' and '-' only (64 at most)", key, name);
+		return NULL;
+	}
+	snprintf(pc->entry, sizeof(pc->entry), "%s", name);
+	return name;
+}
+
+/* norm_domain - "d" or ".d" normalized; NULL with *err_r */
+static char *norm_domain(const char *s, const char **err_r)
+{
+	bool dot = s[0] == '.';
+	char *d = domain_normalize(s + dot, err_r), *r;
+
+	if (d == NULL)
+		return NULL;
+	r = dot ? xasprintf(".%s", d) : xstrdup(d);
+	free(d);
+	return r;
+}
+
+/* norm_suffix - an MX host suffix: leading "." optional, removed */
+static char *norm_suffix(const char *s, const char **err_r)
+{
+	return domain_normalize(s + (s[0] == '.'), err_r);
+}
+
+/* member_list - a string or a list of strings, each through conv; *n_r */
+static char **member_list(struct parse_ctx *pc, config_setting_t *g, const char *name,
+                          char *(*conv)(const char *, const char **), size_t *n_r)
+{
+	config_setting_t *m = config_setting_get_member(g, name);
+	bool scalar;
+	char **v;
+	int n;
+
+	*n_r = 0;
+	if (m == NULL)
+		return NULL;
+	scalar = config_setting_type(m) == CONFIG_TYPE_STRING;
+	if (!scalar && !config_setting_is_list(m) && !config_setting_is_array(m)) {
+		report(pc, m, "%s: expected a string or a list of strings", name);
+		return NULL;
+	}
+	n = scalar ? 1 : config_setting_length(m);
+	v = xcalloc((size_t)n + 1, sizeof(*v));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = scalar ? m : config_setting_get_elem(m, (unsigned)i);
+		const char *s = config_setting_get_string(e), *err = NULL;
+		char *c;
+
+		if (s == NULL) {
+			report(pc, e, "%s: element %d: expected a string", name, i + 1);
+			continue;
+		}
+		if ((c = conv(s, &err)) == NULL) {
+			report(pc, e, "%s: \"%s\": %s", name, s, err);
+			continue;
+		}
+		v[(*n_r)++] = c;
+	}
+	return v;
+}
+
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* expect_list - node is a list (or array) of groups; else reported */
+static bool expect_list(config_setting_t *node, const char *what, const char *file,
+                        struct config_errors *errs)
+{
+	if (config_setting_is_list(node) || config_setting_is_array(node))
+		return true;
+	config_errors_add(errs, file, (int)config_setting_source_line(node),
+	                  "%s: expected a list of { ... } entries", what);
+	return false;
+}
+
+/* start_entry - the checks every list entry begins with; false when g
+ * is not a group */
+static bool start_entry(struct parse_ctx *pc, config_setting_t *g, int i, const char *const *keys)
+{
+	snprintf(pc->entry, sizeof(pc->entry), "entry %d", i + 1);
+	if (!config_setting_is_group(g)) {
+		report(pc, g, "each entry is a group { ... }");
+		return false;
+	}
+	if (!config_group_keys_ok(g, keys, pc->what, pc->file, pc->errs))
+		pc->bad = true;
+	return true;
+}
+
+/* throttle_domains_parse - throttle.domains = { limits } */
+void throttle_domains_parse(struct weir_config *cfg, void *node, const char *file,
+                            struct config_errors *errs)
+{
+	static const char *const keys[] = {
+	    "rate", "burst", "sessions", "messages_per_session", "recipients", NULL};
+	struct parse_ctx pc = {.what = "throttle.domains", .file = file, .errs = errs};
+	config_setting_t *g = node;
+
+	if (!config_setting_is_group(g)) {
+		report(&pc, g, "expected a group { rate = ...; sessions = ...; }");
+		return;
+	}
+	config_group_keys_ok(g, keys, pc.what, file, errs);
+	parse_limits(&pc, g, &cfg->throttle.domains, true);
+	cfg->throttle.has_domains = limits_any(&cfg->throttle.domains);
+}
+
+/* limits_text - "rate=20/s burst=1 sessions=10 ..." for weirctl
+ * settings; caller frees */
+static char *limits_text(const struct throttle_limits *lim)
+{
+	char rate[32] = "none";
+
+	if (lim->n > 0)
+		throttle_rate_text(lim, rate, sizeof(rate));
+	return xasprintf("rate=%s burst=%lld sessions=%d messages_per_session=%d recipients=%d",
+	                 rate, lim->burst, lim->sessions, lim->messages_per_session,
+	                 lim->recipients);
+}
+
+char *throttle_domains_format(const struct weir_config *cfg)
+{
+	char *l, *out;
+
+	if (!cfg->throttle.has_domains)
+		return xstrdup("{ }");
+	l = limits_text(&cfg->throttle.domains);
+	out = xasprintf("{ %s }", l);
+	free(l);
+	return out;
+}
+
+void throttle_domains_free(struct weir_config *cfg)
+{
+	memset(&cfg->throttle.domains, 0, sizeof(cfg->throttle.domains));
+	cfg->throttle.has_domains = false;
+}
+
+/* parse_group - one entry of throttle.groups, appended when usable */
+static void parse_group(struct weir_config *cfg, config_setting_t *g, int i, const char *file,
+                        struct config_errors *errs)
+{
+	static const char *const keys[] = {
+	    "name",       "domains", "mx", "rate", "burst", "sessions", "messages_per_session",
+	    "recipients", NULL};
+	struct parse_ctx pc = {.what = "throttle.groups", .file = file, .errs = errs};
+	struct throttle_config *tc = &cfg->throttle;
+	struct throttle_group gr;
+	const char *name;
+
+	memset(&gr, 0, sizeof(gr));
+	if (!start_entry(&pc, g, i, keys))
+		return;
+	name = entry_name(&pc, g, "name");
+	for (size_t k = 0; name != NULL && k < tc->ngroups; k++)
+		if (strcmp(tc->groups[k].name, name) == 0)
+			report(&pc, g, "a second group called %s (the first is at line %d)", name,
+			       tc->groups[k].line);
+	gr.domains = member_list(&pc, g, "domains", norm_domain, &gr.ndomains);
+	gr.mx = member_list(&pc, g, "mx", norm_suffix, &gr.nmx);
+	if (gr.ndomains == 0 && gr.nmx == 0 && !pc.bad)
+		report(&pc, g, "needs domains or mx (or both)");
+	parse_limits(&pc, g, &gr.lim, true);
+	if (pc.bad) {
+		strv_free(gr.domains, gr.ndomains);
+		strv_free(gr.mx, gr.nmx);
+		return;
+	}
+	gr.name = xstrdup(name);
+	gr.file = xstrdup(file);
+	gr.line = (int)config_setting_source_line(g);
+	tc->groups = xrealloc(tc->groups, (tc->ngroups + 1) * sizeof(gr));
+	tc->groups[tc->ngroups++] = gr;
+}
+
+void throttle_groups_parse(struct weir_config *cfg, void *node, const char *file,
+                           struct config_errors *errs)
+{
+	if (!expect_list(node, "throttle.groups", file, errs))
+		return;
+	for (int i = 0; i < config_setting_length(node); i++)
+		parse_group(cfg, config_setting_get_elem(node, (unsigned)i), i, file, errs);
+}
+
+/* append - *out += text, freeing the old *out */
+static void append(char **out, const char *text)
+{
+	char *t = xasprintf("%s%s", *out, text);
+
+	free(*out);
+	*out = t;
+}
+
+char *throttle_groups_format(const struct weir_config *cfg)
+{
+	char *out = xstrdup("(");
+
+	for (size_t i = 0; i < cfg->throttle.ngroups; i++) {
+		const struct throttle_group *g = &cfg->throttle.groups[i];
+		char *l = limits_text(&g->lim);
+		append(&out, i ? ", " : "");
+		append(&out, g->name);
+		append(&out, ":");
+		for (size_t j = 0; j < g->ndomains; j++) {
+			append(&out, " ");
+			append(&out, g->domains[j]);
+		}
+		for (size_t j = 0; j < g->nmx; j++) {
+			append(&out, " mx=");
+			append(&out, g->mx[j]);
+		}
+		append(&out, " ");
+		append(&out, l);
+		free(l);
+	}
+	append(&out, ")");
+	return out;
+}
+
+void throttle_groups_free(struct weir_config *cfg)
+{
+	for (size_t i = 0; i < cfg->throttle.ngroups; i++) {
+		struct throttle_group *g = &cfg->throttle.groups[i];
+		free(g->name);
+		strv_free(g->domains, g->ndomains);
+		strv_free(g->mx, g->nmx);
+		free((char *)g->file);
+	}
+	free(cfg->throttle.groups);
+	cfg->throttle.groups = NULL;
+	cfg->throttle.ngroups = 0;
+}
+
+/* parse_named - one entry of throttle.routes (key "route") or
+ * throttle.senders (key "domain") appended to *v */
+static void parse_named(struct parse_ctx *pc, config_setting_t *g, int i, const char *key,
+                        struct throttle_named **v, size_t *n)
+{
+	static const char *const route_keys[] = {"route", "rate", "burst", "sessions", NULL};
+	static const char *const sender_keys[] = {"domain", "rate", "burst", "sessions", NULL};
+	bool is_route = strcmp(key, "route") == 0;
+	struct throttle_named e;
+	const char *v_name, *err;
+	char *name = NULL;
+
+	memset(&e, 0, sizeof(e));
+	pc->bad = false;
+	if (!start_entry(pc, g, i, is_route ? route_keys : sender_keys))
+		return;
+	if (is_route) {
+		if ((v_name = entry_name(pc, g, key)) != NULL)
+			name = xstrdup(v_name);
+	} else if ((v_name = member_string(pc, g, key)) == NULL) {
+		if (config_setting_get_member(g, key) == NULL)
+			report(pc, g, "needs domain");
+	} else if ((name = norm_domain(v_name, &err)) == NULL) {
+		report(pc, config_setting_get_member(g, key), "domain \"%s\": %s", v_name, err);
+	} else {
+		snprintf(pc->entry, sizeof(pc->entry), "%s", name);
+	}
+	for (size_t k = 0; name != NULL && k < *n; k++)
+		if (strcmp((*v)[k].name, name) == 0)
+			report(pc, g, "%s %s is listed twice (the first at line %d)", key, name,
+			       (*v)[k].line);
+	parse_limits(pc, g, &e.lim, false);
+	if (pc->bad) {
+		free(name);
+		return;
+	}
+	e.name = name;
+	e.file = xstrdup(pc->file);
+	e.line = (int)config_setting_source_line(g);
+	*v = xrealloc(*v, (*n + 1) * sizeof(e));
+	(*v)[(*n)++] = e;
+}
+
+void throttle_routes_parse(struct weir_config *cfg, void *node, const char *file,
+                           struct config_errors *errs)
+{
+	struct parse_ctx pc = {.what = "throttle.routes", .file = file, .errs = errs};
+
+	if (!expect_list(node, pc.what, file, errs))
+		return;
+	for (int i = 0; i < config_setting_length(node); i++)
+		parse_named(&pc, config_setting_get_elem(node, (unsigned)i), i, "route",
+		            &cfg->throttle.routes, &cfg->throttle.nroutes);
+}
+
+void throttle_senders_parse(struct weir_config *cfg, void *node, const char *file,
+                            struct config_errors *errs)
+{
+	struct parse_ctx pc = {.what = "throttle.senders", .file = file, .errs = errs};
+
+	if (!expect_list(node, pc.what, file, errs))
+		return;
+	for (int i = 0; i < config_setting_length(node); i++)
+		parse_named(&pc, config_setting_get_elem(node, (unsigned)i), i, "domain",
+		            &cfg->throttle.senders, &cfg->throttle.nsenders);
+}
+
+/* named_format - "(name: limits, ...)" */
+static char *named_format(const struct throttle_named *v, size_t n)
+{
+	char *out = xstrdup("(");
+
+	for (size_t i = 0; i < n; i++) {
+		char *l = limits_text(&v[i].lim);
+		append(&out, i ? ", " : "");
+		append(&out, v[i].name);
+		append(&out, ": ");
+		append(&out, l);
+		free(l);
+	}
+	append(&out, ")");
+	return out;
+}
+
+char *throttle_routes_format(const struct weir_config *cfg)
+{
+	return named_format(cfg->throttle.routes, cfg->throttle.nroutes);
+}
+
+char *throttle_senders_format(const struct weir_config *cfg)
+{
+	return named_format(cfg->throttle.senders, cfg->throttle.nsenders);
+}
+
+/* named_free - the entries of throttle.routes or throttle.senders */
+static void named_free(struct throttle_named **v, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++) {
+		free((*v)[i].name);
+		free((char *)(*v)[i].file);
+	}
+	free(*v);
+	*v = NULL;
+	*n = 0;
+}
+
+void throttle_routes_free(struct weir_config *cfg)
+{
+	named_free(&cfg->throttle.routes, &cfg->throttle.nroutes);
+}
+
+void throttle_senders_free(struct weir_config *cfg)
+{
+	named_free(&cfg->throttle.senders, &cfg->throttle.nsenders);
+}
