@@ -21,6 +21,9 @@ struct smtp_reply;
 struct pool;
 struct dest;
 struct route;
+struct throttle_agent;
+struct throttle_txn;
+struct throttle_limiter;
 
 struct listener {
 	struct agent *agent;
@@ -35,6 +38,7 @@ struct agent {
 	struct event_base *base;
 	struct dns *dns; /* for the resolver settings below */
 	struct pool *pool; /* upstream sessions and host health */
+	struct throttle_agent *throttle; /* throttle.c; NULL: nothing throttled */
 	char *dns_servers;
 	long dns_timeout;
 	struct listener **listeners;
@@ -59,6 +63,7 @@ struct rcpt {
 	struct smtp_rcpt params; /* NOTIFY=, ORCPT= as received */
 	struct dest *dest;       /* NULL while provisional (routes by login) */
 	bool upstream_ok;        /* the destination accepted its RCPT */
+	struct throttle_limiter *lim; /* its destination limiter, or NULL */
 	int code;                /* final answer, once known */
 	char *line;
 };
@@ -80,6 +85,7 @@ struct txn {
 	char *sig_domain;
 	char *login;         /* from agent.login_header */
 	char *smtp_line;     /* SMTP: the answer after DATA when no recipient's is */
+	struct throttle_txn *throttle; /* limiters held (throttle.c), or NULL */
 	struct evbuffer *msg; /* CRLF lines, still dot-stuffed */
 	size_t msg_size;
 	bool too_big;
@@ -105,6 +111,7 @@ struct client {
 	struct smtp_mail pending_mail;
 	struct smtp_rcpt pending_rcpt;
 	struct dest *rcpt_dest; /* the destination pending_rcpt waits for */
+	struct throttle_limiter *rcpt_lim; /* pending_rcpt's destination limiter */
 	/* RCPTs sent on to a PIPELINING upstream and not answered yet, in
 	 * order (relay.c). While there are any, only RCPT commands are read
 	 * and replies that are ready at once wait in "after" of the last one,
@@ -112,6 +119,7 @@ struct client {
 	struct flight {
 		struct smtp_rcpt rcpt;
 		struct dest *dest;
+		struct throttle_limiter *lim; /* the recipient's destination limiter */
 		char *after; /* CRLF lines for the commands read after this one */
 	} *flight;
 	size_t nflight, flight_size;

@@ -59,6 +59,7 @@ struct dest {
 	struct dest_work work;
 	bool dsn_dropped_logged;
 	bool retried; /* MAIL on a reused session was lost: once more, fresh */
+	int max_messages; /* per session (throttle), 0: none */
 };
 
 static struct upstream *up_of(const struct dest *d)
@@ -206,6 +207,16 @@ static void keep_reply(struct dest *d, const struct smtp_reply *r)
 	d->fail_reply.text = r->text ? xstrndup(r->text, r->text_len) : NULL;
 }
 
+const struct smtp_reply *dest_fail_reply(const struct dest *d)
+{
+	return d->state == D_FAILED && d->fail_reply.code != 0 ? &d->fail_reply : NULL;
+}
+
+void dest_max_messages(struct dest *d, int n)
+{
+	d->max_messages = n > 0 ? n : 0;
+}
+
 int dest_fail_code(const struct dest *d)
 {
 	switch (d->fail_kind) {
@@ -344,7 +355,7 @@ static void open_hosts(struct dest *d, const struct route_host *hosts, size_t n,
 
 	d->state = D_OPENING;
 	d->req = pool_open(c->agent->pool, c->agent->dns, c->cfg, d->route, hosts, n, ordered,
-	                   opened, d);
+	                   (unsigned)d->max_messages, opened, d);
 }
 
 /* mx_host - one MX (or the domain itself) as a host: port 25, TLS

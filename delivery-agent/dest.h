@@ -47,6 +47,14 @@ void dest_open(struct dest *d, dest_open_cb *done);
 char *dest_fail_line(const struct dest *d, const char *rcpt);
 /* dest_fail_code - its code */
 int dest_fail_code(const struct dest *d);
+/* dest_fail_reply - the upstream's own reply that made it fail (MAIL
+ * refused, a greeting or other refusal while the session was opened),
+ * or NULL; valid while d is */
+const struct smtp_reply *dest_fail_reply(const struct dest *d);
+/* dest_max_messages - before dest_open: a new session to the MX host
+ * carries at most n messages (throttle messages_per_session; 0: the
+ * route's max_messages only) */
+void dest_max_messages(struct dest *d, int n);
 /* dest_rcpt - RCPT TO (with NOTIFY/ORCPT when the upstream has DSN).
  * May be called again before done ran (PIPELINING, see upstream_command):
  * done runs once per RCPT, in order, except that after a reply with the

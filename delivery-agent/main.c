@@ -19,7 +19,8 @@
  *
  * CONFIGURATION PARAMETERS
  *	user, hostname, resolver, resolver_timeout, log_facility,
- *	log_level, and every agent.* setting (see weir.conf(5)).
+ *	log_level, every agent.* setting and every throttle.* setting
+ *	(see weir.conf(5)).
  *
  * SECURITY
  *	Started as root, binds its sockets, writes the pid file, then
@@ -38,6 +39,7 @@
 
 #include "delivery-agent/agent.h"
 #include "delivery-agent/pool.h"
+#include "delivery-agent/throttle.h"
 #include "lib/daemon.h"
 #include "lib/dns.h"
 #include "lib/log.h"
@@ -175,6 +177,7 @@ static void reload(struct agent *a)
 	/* idle sessions were opened under the old settings */
 	pool_flush_idle(a->pool);
 	pool_write_state(a->pool, cfg);
+	throttle_agent_reload(a, cfg);
 	log_info("reloaded %s", config_path);
 }
 
@@ -304,8 +307,10 @@ static void startup(struct agent *a, struct weir_config *cfg)
 	    daemon_pidfile_write(cfg->agent.pid_file, uid, gid, &err) < 0)
 		log_fatal("pid file %s: %s", cfg->agent.pid_file, err);
 	/* the state file is rewritten (tmp + rename) as user: its directory */
-	if (geteuid() == 0)
+	if (geteuid() == 0) {
 		daemon_prepare_db(cfg->agent.state_file, uid, gid, "agent.state_file");
+		daemon_prepare_db(cfg->throttle.state_file, uid, gid, "throttle.state_file");
+	}
 	if (daemon_drop_privileges(cfg->user, &err) < 0)
 		log_fatal("cannot switch to user %s: %s", cfg->user, err);
 	set_resolver(a, cfg);
@@ -320,6 +325,7 @@ static void cleanup(struct agent *a, struct event **sigs, size_t nsigs)
 		client_free(a->clients);
 	pool_write_state(a->pool, cfg);
 	pool_free(a->pool);
+	throttle_agent_stop(a);
 	close_listeners(a);
 	for (size_t i = 0; i < a->nlisteners; i++) {
 		free(a->listeners[i]->spec);
@@ -377,6 +383,7 @@ int main(int argc, char **argv)
 	agent.pool = pool_new(agent.base);
 	startup(&agent, cfg);
 	pool_write_state(agent.pool, cfg);
+	throttle_agent_start(&agent, cfg);
 	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
 		sigs[i] = evsignal_new(agent.base, signals[i], signal_cb, &agent);
 		evsignal_add(sigs[i], NULL);

@@ -79,6 +79,7 @@ struct pool_req {
 	size_t n;
 	bool *tried;
 	bool ordered;
+	unsigned max_messages; /* 0: the host's */
 	const struct route_host *cur_rh; /* the host being tried */
 	struct pool_host *cur;
 	struct pool_session *s; /* being opened or reset */
@@ -403,10 +404,12 @@ static void acquire(struct pool_req *q)
 
 	while ((s = h->idle) != NULL) {
 		idle_unlink(s);
-		if (!upstream_ready(s->up)) {
-			session_free(s); /* closed by the server while idle */
+		if (!upstream_ready(s->up) || (q->max_messages > 0 && s->messages >= q->max_messages)) {
+			session_free(s); /* closed by the server while idle, or used up */
 			continue;
 		}
+		if (q->max_messages > 0 && s->max_messages > q->max_messages)
+			s->max_messages = q->max_messages;
 		q->s = s;
 		s->reused = true;
 		if (upstream_in_txn(s->up)) {
@@ -433,6 +436,8 @@ static void acquire(struct pool_req *q)
 	s->idle_timer = evtimer_new(q->p->base, idle_expired, s);
 	s->max_messages = (unsigned)(q->cur_rh->max_messages > 0 ? q->cur_rh->max_messages
 	                                                         : q->cfg->agent.max_messages);
+	if (q->max_messages > 0 && s->max_messages > q->max_messages)
+		s->max_messages = q->max_messages;
 	s->idle_secs = q->cfg->agent.session_idle;
 	s->up = upstream_new_host(q->p->base, q->dns, q->cfg, q->cur_rh);
 	h->open++;
@@ -480,7 +485,7 @@ static void start(evutil_socket_t fd, short what, void *arg)
 
 struct pool_req *pool_open(struct pool *p, struct dns *dns, struct weir_config *cfg,
                            const struct route *route, const struct route_host *hosts, size_t n,
-                           bool ordered, pool_cb *cb, void *ctx)
+                           bool ordered, unsigned max_messages, pool_cb *cb, void *ctx)
 {
 	struct pool_req *q = xcalloc(1, sizeof(*q));
 
@@ -492,6 +497,7 @@ struct pool_req *pool_open(struct pool *p, struct dns *dns, struct weir_config *
 	q->n = n;
 	q->tried = xcalloc(n + 1, sizeof(*q->tried));
 	q->ordered = ordered;
+	q->max_messages = max_messages;
 	q->cb = cb;
 	q->ctx = ctx;
 	q->kick = evtimer_new(p->base, start, q);

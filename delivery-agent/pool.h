@@ -48,10 +48,13 @@ void pool_flush_idle(struct pool *p);
  * order; a host that fails is marked down and the next one tried; when
  * all are down the one that recovers first is tried anyway. route names
  * the route in the state file. cfg and hosts must stay valid until cb
- * has run (the caller holds the configuration). */
+ * has run (the caller holds the configuration). max_messages (0: none):
+ * the session carries at most that many messages in all, below the
+ * host's own max_messages (a new session is capped; an idle one that
+ * carried as many is closed instead of reused). */
 struct pool_req *pool_open(struct pool *p, struct dns *dns, struct weir_config *cfg,
                            const struct route *route, const struct route_host *hosts, size_t n,
-                           bool ordered, pool_cb *cb, void *ctx);
+                           bool ordered, unsigned max_messages, pool_cb *cb, void *ctx);
 /* pool_cancel - forget req; its callback will not run */
 void pool_cancel(struct pool_req *req);
 

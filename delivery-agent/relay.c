@@ -31,6 +31,7 @@
 #include "delivery-agent/agent.h"
 #include "delivery-agent/dest.h"
 #include "delivery-agent/pool.h"
+#include "delivery-agent/throttle.h"
 #include "delivery-agent/upstream.h"
 #include "lib/log.h"
 #include "lib/smtp_reply.h"
@@ -158,6 +159,8 @@ void relay_txn_end(struct client *c)
 {
 	struct txn *t = &c->txn;
 
+	throttle_txn_end(c);
+	c->rcpt_lim = NULL;
 	for (size_t i = 0; i < t->ndests; i++)
 		dest_free(t->dests[i]);
 	free(t->dests);
@@ -194,6 +197,7 @@ static struct rcpt *add_rcpt(struct client *c, const struct smtp_rcpt *params, s
 	r->addr = xstrdup(params->addr);
 	r->params = *params;
 	r->dest = d;
+	r->lim = c->rcpt_lim;
 	return r;
 }
 
@@ -270,6 +274,7 @@ static void flight_answer(struct client *c, struct dest *d, const struct smtp_re
 	int code;
 
 	snprintf(who, sizeof(who), "<%s>", f->rcpt.addr);
+	throttle_feed(c, f->lim, r);
 	line = outcome(r, fail, who, "250 2.1.5 Ok", dest_name(d), &code);
 	c->flight_reply = true;
 	if (!c->closing)
@@ -277,6 +282,7 @@ static void flight_answer(struct client *c, struct dest *d, const struct smtp_re
 	c->flight_reply = false;
 	if (code / 100 == 2) {
 		struct rcpt *rc = add_rcpt(c, &f->rcpt, d);
+		rc->lim = f->lim;
 		rc->upstream_ok = true;
 		dest_work(d)->accepted++;
 	} else {
@@ -336,6 +342,7 @@ static void rcpt_send(struct client *c, struct dest *d)
 		f = &c->flight[c->nflight++];
 		f->rcpt = c->pending_rcpt;
 		f->dest = d;
+		f->lim = c->rcpt_lim;
 		f->after = NULL;
 		dest_rcpt(d, &tmp, rcpt_done);
 		/* with PIPELINING the next RCPT may follow before the reply */
@@ -365,83 +372,152 @@ static void rcpt_opened(struct dest *d)
 {
 	struct client *c = client_of(d);
 
+	/* once per destination: later RCPTs for it get the same failure */
+	if (dest_state(d) == D_FAILED)
+		throttle_feed(c, c->rcpt_lim, dest_fail_reply(d));
 	rcpt_send(c, d);
+	rcpt_go_on(c);
+}
+
+static void rcpt_route(struct client *c, bool admitted);
+
+/* rcpt_admitted - the throttle let pending_rcpt wait and now decided */
+static void rcpt_admitted(struct client *c, bool go)
+{
+	if (!go) {
+		client_done(c); /* answered 451/452: read on */
+		return;
+	}
+	rcpt_route(c, true);
 	rcpt_go_on(c);
 }
 
 /* rcpt_provisional - routes by login: accepted now, routed after DATA;
  * over SMTP only recipients that go where the first one goes whatever
- * the login */
-static void rcpt_provisional(struct client *c, const char *rdom)
+ * the login. The throttle admits the recipient here, with the limiters
+ * that do not depend on the login (destination, sender): here it may
+ * wait without holding anything up but this client, and a 451 goes to
+ * this very recipient. The route limiter is not applied to routes by
+ * login: the route is known only at the end of DATA, where waiting or
+ * refusing would have to happen for recipients already answered 250. */
+static void rcpt_provisional(struct client *c, const char *rdom, bool admitted)
 {
 	struct txn *t = &c->txn;
+	unsigned long long sig = 0;
+	const char *sd = NULL;
 
 	if (!c->lmtp) {
-		unsigned long long sig = routes_signature(c->cfg, t->sender_domain, rdom);
-		const char *sd = routes_any_mx(c->cfg) ? rdom : NULL;
+		sig = routes_signature(c->cfg, t->sender_domain, rdom);
+		sd = routes_any_mx(c->cfg) ? rdom : NULL;
 		if (t->nrcpts > 0 && (sig != t->sig || (sd == NULL) != (t->sig_domain == NULL) ||
 		                      (sd != NULL && strcmp(sd, t->sig_domain) != 0))) {
 			client_reply(c,
 			             "452 4.5.3 <%s>: recipients for another destination: send "
 			             "them in another transaction",
 			             c->pending_rcpt.addr);
+			c->busy = false;
 			return;
 		}
-		if (t->nrcpts == 0) {
-			t->sig = sig;
-			t->sig_domain = sd ? xstrdup(sd) : NULL;
+	}
+	if (!admitted) {
+		switch (throttle_admit(c, c->pending_rcpt.addr, NULL, rdom, true, rcpt_admitted,
+		                       &c->rcpt_lim)) {
+		case ADMIT_GO: break;
+		case ADMIT_WAIT: return;
+		case ADMIT_LATER: /* not with may_wait */
+		case ADMIT_REFUSED:
+		default: c->busy = false; return;
 		}
+	}
+	if (!c->lmtp && t->nrcpts == 0) {
+		t->sig = sig;
+		t->sig_domain = sd ? xstrdup(sd) : NULL;
 	}
 	add_rcpt(c, &c->pending_rcpt, NULL);
 	client_reply(c, "250 2.1.5 Ok, queued for routing");
+	c->busy = false;
 }
 
-/* relay_rcpt - the client's RCPT (already checked) */
-void relay_rcpt(struct client *c)
+/* rcpt_admit - the throttle's word on pending_rcpt before it goes to
+ * route r: true to go on now. With RCPTs in flight it must not wait (the
+ * flight's replies would be answered while this RCPT, read after them,
+ * waits, and reading on would be wrong): a RCPT that would have to wait
+ * is deferred until the flight has landed, like a RCPT for another
+ * destination, and asked again then, when it may wait; nothing is
+ * committed meanwhile, so replies stay in the order of the commands. */
+static bool rcpt_admit(struct client *c, const struct route *r, const char *rdom)
+{
+	switch (throttle_admit(c, c->pending_rcpt.addr, r->name, rdom, c->nflight == 0,
+	                       rcpt_admitted, &c->rcpt_lim)) {
+	case ADMIT_GO: return true;
+	case ADMIT_WAIT: return false; /* rcpt_admitted follows; c stays busy */
+	case ADMIT_LATER: c->rcpt_deferred = true; return false;
+	case ADMIT_REFUSED:
+	default: c->busy = false; return false;
+	}
+}
+
+/* rcpt_route - route pending_rcpt, let the throttle admit it (unless
+ * admitted already), send it to its destination */
+static void rcpt_route(struct client *c, bool admitted)
 {
 	struct txn *t = &c->txn;
 	char *rdom = domain_of(c->pending_rcpt.addr);
 	const struct route *r;
-	struct dest *d;
+	struct dest *d = NULL;
 
 	if (t->provisional) {
-		rcpt_provisional(c, rdom);
+		rcpt_provisional(c, rdom, admitted);
 		free(rdom);
-		c->busy = false;
 		return;
 	}
 	if (t->early) {
 		d = t->dests[0];
+		r = dest_route(d);
 	} else if ((r = routes_find(c->cfg, t->sender_domain, rdom, NULL)) == NULL) {
 		client_reply(c, "451 4.3.0 <%s>: no route: check agent.routes",
 		             c->pending_rcpt.addr);
 		free(rdom);
 		c->busy = false;
 		return;
-	} else if ((d = find_dest(t, r, r->mx ? rdom : NULL)) == NULL) {
-		if (!c->lmtp && t->ndests > 0) {
-			client_reply(c,
-			             "452 4.5.3 <%s>: recipients for another destination: send "
-			             "them in another transaction",
-			             c->pending_rcpt.addr);
-			free(rdom);
-			c->busy = false;
-			return;
-		}
-		d = dest_new(c, r, r->mx ? rdom : NULL);
-		add_dest(t, d);
-	}
-	free(rdom);
-	if (c->nflight > 0 && (d != c->flight[0].dest || dest_state(d) != D_OPEN)) {
-		/* another destination: after the replies in flight */
-		c->rcpt_deferred = true;
+	} else if ((d = find_dest(t, r, r->mx ? rdom : NULL)) == NULL && !c->lmtp &&
+	           t->ndests > 0) {
+		client_reply(c,
+		             "452 4.5.3 <%s>: recipients for another destination: send "
+		             "them in another transaction",
+		             c->pending_rcpt.addr);
+		free(rdom);
+		c->busy = false;
 		return;
 	}
+	if (c->nflight > 0 && (d == NULL || d != c->flight[0].dest || dest_state(d) != D_OPEN)) {
+		/* another destination: after the replies in flight */
+		c->rcpt_deferred = true;
+		free(rdom);
+		return;
+	}
+	if (!admitted && !rcpt_admit(c, r, rdom)) {
+		free(rdom);
+		return;
+	}
+	if (d == NULL) {
+		d = dest_new(c, r, r->mx ? rdom : NULL);
+		add_dest(t, d);
+		if (r->mx)
+			dest_max_messages(d, throttle_messages_per_session(c, c->rcpt_lim));
+	}
+	free(rdom);
 	c->rcpt_dest = d;
 	if (dest_state(d) == D_NEW)
 		dest_open(d, rcpt_opened);
 	else
 		rcpt_send(c, d);
+}
+
+/* relay_rcpt - the client's RCPT (already checked) */
+void relay_rcpt(struct client *c)
+{
+	rcpt_route(c, false);
 }
 
 /* take_login - remove every header field called name from the message
@@ -508,6 +584,30 @@ static char *take_login(struct evbuffer *msg, const char *name)
 
 static void dest_finished(struct client *c);
 
+/* feed_dest - a reply that concerns the recipients of d (MAIL refused;
+ * after DATA: those it accepted): once to each of their destination
+ * limiters, and a success when the data was accepted */
+static void feed_dest(struct client *c, struct dest *d, const struct smtp_reply *r, bool data)
+{
+	struct txn *t = &c->txn;
+	bool delivered = data && r != NULL && r->code / 100 == 2;
+
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		struct throttle_limiter *l = t->rcpts[i].lim;
+		bool seen = false;
+		if (t->rcpts[i].dest != d || l == NULL || (data && !t->rcpts[i].upstream_ok))
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = t->rcpts[j].dest == d && t->rcpts[j].lim == l &&
+			       (!data || t->rcpts[j].upstream_ok);
+		if (seen)
+			continue;
+		throttle_feed(c, l, r);
+		if (delivered)
+			throttle_delivered(c, l);
+	}
+}
+
 /* data_done - a destination's answer after the data */
 static void data_done(struct dest *d, const struct smtp_reply *r, const char *fail)
 {
@@ -515,6 +615,7 @@ static void data_done(struct dest *d, const struct smtp_reply *r, const char *fa
 	struct txn *t = &c->txn;
 	char *said = r ? smtp_reply_oneline(r, 300) : NULL;
 
+	feed_dest(c, d, r, true);
 	for (size_t i = 0; i < t->nrcpts; i++) {
 		struct rcpt *rc = &t->rcpts[i];
 		char who[SMTP_PATH_MAX + 3], *ok;
@@ -542,6 +643,7 @@ static void prov_rcpt_done(struct dest *d, const struct smtp_reply *r, const cha
 	char who[SMTP_PATH_MAX + 3];
 
 	snprintf(who, sizeof(who), "<%s>", rc->addr);
+	throttle_feed(c, rc->lim, r);
 	free(rc->line);
 	rc->line = outcome(r, fail, who, "250 2.1.5 Ok", dest_name(d), &rc->code);
 	if (rc->code / 100 == 2) {
@@ -623,6 +725,7 @@ static void prov_opened(struct dest *d)
 	struct dest_work *w = dest_work(d);
 
 	if (dest_state(d) != D_OPEN) {
+		feed_dest(c, d, dest_fail_reply(d), false);
 		for (size_t i = 0; i < w->n; i++) {
 			struct rcpt *rc = &c->txn.rcpts[w->rcpts[i]];
 			free(rc->line);
@@ -660,6 +763,8 @@ static void route_provisional(struct client *c)
 		if ((d = find_dest(t, r, r->mx ? rdom : NULL)) == NULL) {
 			d = dest_new(c, r, r->mx ? rdom : NULL);
 			add_dest(t, d);
+			if (r->mx)
+				dest_max_messages(d, throttle_messages_per_session(c, rc->lim));
 		}
 		free(rdom);
 		rc->dest = d;

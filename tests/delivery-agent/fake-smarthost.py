@@ -16,8 +16,11 @@ FLAG: dsn      advertises DSN and SMTPUTF8
                MSGFILE.pipe "RCPT <addr> ahead" when the client's next
                command had already arrived (it did not wait for the
                reply: pipelining), else "RCPT <addr> waited"
+      stamp    appends "RCPT <unix time> <addr>" per RCPT and "MESSAGE
+               <unix time>" per message to MSGFILE.times
 Per recipient (local part): t450* -> 450 4.2.0, r550* -> 550 5.1.1,
-c421* -> 421 4.3.0 and the connection closed;
+c421* -> 421 4.3.0 and the connection closed, y421* -> 421 4.7.0
+[TS01] try again later (the connection kept);
 per sender: m550* -> 550 5.7.1 at MAIL.
 Prints "ready" on stdout once listening; writes each received message
 (still dot-stuffed, as sent) to MSGFILE, and appends every command line
@@ -89,13 +92,17 @@ def session(conn, mode, flags):
                 say("250 2.1.0 Ok")
         elif verb == "RCPT":
             addr = cmd[cmd.find("<") + 1:cmd.rfind(">")]
+            if "stamp" in flags:
+                note(".times", "RCPT %.6f %s" % (time.time(), addr))
             if "slowrcpt" in flags:
                 time.sleep(0.2)
                 note(".pipe", "RCPT %s %s" % (addr, "ahead" if ahead() else "waited"))
             if addr.startswith("c421"):
                 say("421 4.3.0 fake: closing")
                 return
-            if addr.startswith("t450"):
+            if addr.startswith("y421"):
+                say("421 4.7.0 [TS01] try again later")
+            elif addr.startswith("t450"):
                 say("450 4.2.0 <%s>: Recipient address rejected: try later" % addr)
             elif addr.startswith("r550"):
                 say("550 5.1.1 <%s>: Recipient address rejected" % addr)
@@ -124,6 +131,8 @@ def session(conn, mode, flags):
                 say("451 4.3.0 fake: try again later")
                 continue
             note(".log", "MESSAGE " + " ".join(rcpts))
+            if "stamp" in flags:
+                note(".times", "MESSAGE %.6f" % time.time())
             say("250 2.0.0 Ok: queued as FAKE1")
             if "closeafter" in flags:
                 return
