@@ -335,12 +335,12 @@ static void opened(void *arg, struct pool_session *s, const struct smtp_reply *r
 	if (s == NULL && host != NULL)
 		snprintf(d->name, sizeof(d->name), "%s", host);
 	if (s == NULL) {
-		if (reply != NULL) {
-			keep_reply(d, reply);
+		if (reply != NULL)
+			keep_reply(d, reply); /* with fail: the refusal, for the throttle */
+		if (fail == NULL)
 			failed(d, FAIL_QUOTED, NULL);
-		} else {
+		else
 			failed(d, FAIL_LINE, fail);
-		}
 		return;
 	}
 	d->s = s;

@@ -86,6 +86,7 @@ struct pool_req {
 	struct event *kick, *wait_timer;
 	bool waiting;
 	char last_fail[512];
+	struct smtp_reply refusal; /* the last host's refusal of the session, if any */
 	pool_cb *cb;
 	void *ctx;
 	struct pool_req *wnext;
@@ -240,10 +241,15 @@ static void finish(struct pool_req *q, struct pool_session *s, const struct smtp
 	void *ctx = q->ctx;
 	char *copy = fail ? xstrdup(fail) : NULL; /* fail may be q->last_fail */
 	char *host = q->cur_rh ? xstrdup(q->cur_rh->host) : NULL;
+	struct smtp_reply refusal = q->refusal; /* q is freed below */
 
+	smtp_reply_init(&q->refusal);
 	q->s = NULL;
 	pool_cancel(q);
+	if (reply == NULL && copy != NULL && refusal.code != 0)
+		reply = &refusal;
 	cb(ctx, s, reply, copy, host);
+	smtp_reply_clear(&refusal);
 	free(copy);
 	free(host);
 }
@@ -334,6 +340,12 @@ static void opened(void *arg, const struct smtp_reply *reply, const char *fail)
 		return;
 	}
 	q->s = NULL;
+	smtp_reply_clear(&q->refusal);
+	if (upstream_refusal(s->up) != NULL) {
+		const struct smtp_reply *r = upstream_refusal(s->up);
+		q->refusal = *r;
+		q->refusal.text = r->text ? xstrndup(r->text, r->text_len) : NULL;
+	}
 	session_free(s);
 	wake(q->cur);
 	snprintf(q->last_fail, sizeof(q->last_fail), "%s", fail);
@@ -527,6 +539,7 @@ void pool_cancel(struct pool_req *q)
 	}
 	event_free(q->kick);
 	event_free(q->wait_timer);
+	smtp_reply_clear(&q->refusal);
 	free(q->tried);
 	free(q);
 }

@@ -29,7 +29,10 @@ struct pool_session;
 /* Result of pool_open: a ready session (s), or s == NULL and fail is
  * the 4xx line for the client (the last host's failure), or s == NULL
  * and reply is a 5xx the upstream gave while the session was opened
- * (AUTH refused with agent.auth_failure = reject); host names the host
+ * (AUTH refused with agent.auth_failure = reject); with fail, reply is
+ * the last host's own refusal of the session at its greeting or EHLO
+ * (for the throttle's back-off rules; the answer is fail) or NULL; host
+ * names the host
  * tried last (NULL when none was). Never called from
  * inside pool_open. */
 typedef void pool_cb(void *ctx, struct pool_session *s, const struct smtp_reply *reply,

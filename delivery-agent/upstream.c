@@ -193,6 +193,7 @@ struct upstream *upstream_new_host(struct event_base *base, struct dns *dns,
 	up->more = evtimer_new(base, more_cb, up);
 	smtp_reply_init(&up->reply);
 	smtp_reply_init(&up->ehlo);
+	smtp_reply_init(&up->refusal);
 	snprintf(up->name, sizeof(up->name), "%s:%d", up_host(up), host->port);
 	return up;
 }
@@ -282,6 +283,7 @@ void upstream_free(struct upstream *up)
 	if (up->msg != NULL)
 		evbuffer_free(up->msg);
 	smtp_reply_clear(&up->ehlo);
+	smtp_reply_clear(&up->refusal);
 	if (up->host == &up->legacy) {
 		free(up->legacy.host);
 		free(up->legacy.id);
@@ -402,6 +404,7 @@ void upstream_open(struct upstream *up, upstream_cb *cb, void *ctx)
 	memset(&up->caps, 0, sizeof(up->caps));
 	up->helo_only = false;
 	smtp_reply_clear(&up->ehlo);
+	smtp_reply_clear(&up->refusal);
 	snprintf(up->what, sizeof(up->what), "connect");
 	up->state = UP_RESOLVING;
 	event_active(up->kick, EV_TIMEOUT, 0);
@@ -439,6 +442,14 @@ void up_send_ehlo(struct upstream *up, const char *verb, enum up_state st)
 	up_send_line(up, line, NULL, st, up->cfg->agent.command_timeout);
 }
 
+/* keep_refusal - the server refused the session: its reply, kept */
+static void keep_refusal(struct upstream *up)
+{
+	smtp_reply_clear(&up->refusal);
+	up->refusal = up->reply;
+	up->refusal.text = up->reply.text ? xstrndup(up->reply.text, up->reply.text_len) : NULL;
+}
+
 /* greeted - the reply to the greeting, EHLO or HELO is complete */
 static void greeted(struct upstream *up)
 {
@@ -452,6 +463,7 @@ static void greeted(struct upstream *up)
 			return;
 		}
 		q = up_quoted(up);
+		keep_refusal(up);
 		up_fail(up, UPF_GREETING,
 		        "451 4.4.0 smart host %s refused the session: %s said: %s", up_host(up),
 		        up->name, q);
@@ -475,6 +487,7 @@ static void greeted(struct upstream *up)
 		return;
 	}
 	q = up_quoted(up);
+	keep_refusal(up);
 	up_fail(up, UPF_PROTOCOL, "451 4.4.0 smart host %s refused the session: %s said: %s",
 	        up_host(up), up->name, q);
 	free(q);
@@ -695,6 +708,11 @@ void upstream_data(struct upstream *up, struct evbuffer *msg, upstream_cb *cb, v
 	evbuffer_add_buffer(up->msg, msg);
 	snprintf(up->what, sizeof(up->what), "DATA");
 	up_send_line(up, "DATA", NULL, UP_DATA_CMD, up->cfg->agent.command_timeout);
+}
+
+const struct smtp_reply *upstream_refusal(const struct upstream *up)
+{
+	return up->refusal.code != 0 ? &up->refusal : NULL;
 }
 
 bool upstream_ready(const struct upstream *up)

@@ -72,6 +72,11 @@ enum upstream_failure {
 };
 enum upstream_failure upstream_failure(const struct upstream *up);
 
+/* upstream_refusal - the server's own reply when it refused the session
+ * at the greeting or EHLO in the last upstream_open (for the throttle's
+ * back-off rules), else NULL */
+const struct smtp_reply *upstream_refusal(const struct upstream *up);
+
 /* Session facts: the extensions of the last EHLO (false after HELO). */
 bool upstream_has_8bitmime(const struct upstream *up);
 bool upstream_has_size(const struct upstream *up);

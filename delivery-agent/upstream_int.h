@@ -57,6 +57,7 @@ struct upstream {
 	char what[16]; /* command being answered, for messages */
 	struct smtp_reply reply;
 	struct smtp_reply ehlo; /* the last EHLO/HELO reply, for upstream_open's caller */
+	struct smtp_reply refusal; /* the server's refusal of the session (greeting, EHLO) */
 	struct ehlo_caps caps;
 	bool helo_only; /* HELO was answered, EHLO was not */
 	bool tls_active, tls_verified;

@@ -304,6 +304,41 @@ static void test_suspend(void)
 	test_end();
 }
 
+static void test_greeting(void)
+{
+	struct env e;
+	char b[1024], extra[512];
+	int fd;
+
+	test_begin("rule: a smart host refusing the session with 421 at its greeting counts too");
+	env_init(&e);
+	start_fake(&e, "greet421");
+	snprintf(top, sizeof(top),
+	         "throttle = {\n state_file = \"%s/throttle-state\";\n"
+	         " groups = ( { name = \"ya\"; domains = (\"ya.test\"); } );\n"
+	         " rules = ( { name = \"greet\"; code = \"421\"; threshold = 1; window = \"60s\";"
+	         " action = \"suspend\"; duration = \"30s\"; } );\n};",
+	         e.dir);
+	top_extra = top;
+	/* routed by recipient domain: the session opens at RCPT */
+	snprintf(extra, sizeof(extra),
+	         " routes = ( { name = \"ra\"; rcpt_domains = (\"ya.test\");\n"
+	         "   hosts = ( { host = \"127.0.0.1\"; port = %d; } ); },\n"
+	         " { name = \"rest\"; hosts = ( { host = \"127.0.0.1\"; port = %d; } ); } );",
+	         e.up_port, e.up_port);
+	start_agent(&e, extra);
+	top_extra = "";
+	fd = session(&e);
+	PREFIX(one_rcpt(fd, "a@ya.test", b, sizeof(b)), "451 4.4.0");
+	PREFIX(one_rcpt(fd, "b@ya.test", b, sizeof(b)),
+	       "451 4.7.0 <b@ya.test>: throttled: group:ya suspended until 20");
+	test_assert(strstr(b, "421 4.3.2 fake: service not available") != NULL);
+	test_assert(file_has(path_in(&e, "agent.log"), "", "throttle=group:ya state=suspended"));
+	close(fd);
+	teardown(&e);
+	test_end();
+}
+
 static void test_hot_cold(void)
 {
 	struct env e;
@@ -430,6 +465,7 @@ int main(void)
 	test_sessions();
 	test_recipients();
 	test_suspend();
+	test_greeting();
 	test_hot_cold();
 	test_disconnect();
 	test_pipelined();
