@@ -31,6 +31,7 @@
 #include "delivery-agent/agent.h"
 #include "delivery-agent/dest.h"
 #include "delivery-agent/pool.h"
+#include "delivery-agent/relay_int.h"
 #include "delivery-agent/throttle.h"
 #include "delivery-agent/upstream.h"
 #include "lib/log.h"
@@ -39,8 +40,8 @@
 #include "policy/config.h"
 #include "policy/routes.h"
 
-/* status_of - log status for a reply code */
-static const char *status_of(int code)
+/* relay_status_of - log status for a reply code */
+const char *relay_status_of(int code)
 {
 	return code / 100 == 2 ? "sent" : code / 100 == 4 ? "deferred" : "bounced";
 }
@@ -55,8 +56,8 @@ static const char *log_relay(const struct client *c, const struct dest *d)
 	return c->cfg->agent.nroutes > 0 ? c->cfg->agent.routes[0].name : "-";
 }
 
-static void log_line(struct client *c, const char *rcpt, const struct dest *d, const char *status,
-                     const char *reply)
+void relay_log_line(struct client *c, const char *rcpt, const struct dest *d, const char *status,
+                    const char *reply)
 {
 	struct kvline kv;
 
@@ -84,7 +85,7 @@ static void log_line(struct client *c, const char *rcpt, const struct dest *d, c
 /* relay_log - one key=value line per recipient or transaction */
 void relay_log(struct client *c, const char *rcpt, const char *status, const char *reply)
 {
-	log_line(c, rcpt, NULL, status, reply);
+	relay_log_line(c, rcpt, NULL, status, reply);
 }
 
 /* relay_quote - a non-2xx upstream reply, quoted for the client */
@@ -102,10 +103,10 @@ char *relay_quote(const struct smtp_reply *r, const char *who, const char *relay
 	return line;
 }
 
-/* outcome - the line for a client from an upstream reply (ok when it is
+/* relay_outcome - the line for a client from an upstream reply (ok when it is
  * 2xx) or a failure line; *code_r its code */
-static char *outcome(const struct smtp_reply *r, const char *fail, const char *who, const char *ok,
-                     const char *relay, int *code_r)
+char *relay_outcome(const struct smtp_reply *r, const char *fail, const char *who, const char *ok,
+                    const char *relay, int *code_r)
 {
 	if (r == NULL) {
 		*code_r = 451;
@@ -125,8 +126,8 @@ static char *outcome(const struct smtp_reply *r, const char *fail, const char *w
 	                 who ? ": " : "", relay);
 }
 
-/* domain_of - the lowercased domain of an address, or NULL */
-static char *domain_of(const char *addr)
+/* relay_domain_of - the lowercased domain of an address, or NULL */
+char *relay_domain_of(const char *addr)
 {
 	const char *at = strrchr(addr, '@');
 	char *d;
@@ -139,14 +140,14 @@ static char *domain_of(const char *addr)
 	return d;
 }
 
-static void add_dest(struct txn *t, struct dest *d)
+void relay_add_dest(struct txn *t, struct dest *d)
 {
 	t->dests = xrealloc(t->dests, (t->ndests + 1) * sizeof(*t->dests));
 	t->dests[t->ndests++] = d;
 }
 
-/* find_dest - the transaction's destination for route r (and domain) */
-static struct dest *find_dest(struct txn *t, const struct route *r, const char *domain)
+/* relay_find_dest - the transaction's destination for route r (and domain) */
+struct dest *relay_find_dest(struct txn *t, const struct route *r, const char *domain)
 {
 	for (size_t i = 0; i < t->ndests; i++)
 		if (dest_is(t->dests[i], r, domain))
@@ -208,11 +209,11 @@ static void begin_txn(struct client *c)
 
 	t->from = xstrdup(c->pending_mail.addr);
 	t->mail = c->pending_mail;
-	t->sender_domain = domain_of(c->pending_mail.addr);
+	t->sender_domain = relay_domain_of(c->pending_mail.addr);
 	t->provisional = routes_use_login(c->cfg);
 }
 
-static struct client *client_of(struct dest *d)
+struct client *relay_client_of(struct dest *d)
 {
 	return dest_client(d);
 }
@@ -220,7 +221,7 @@ static struct client *client_of(struct dest *d)
 /* early_opened - the destination chosen at MAIL answered our MAIL */
 static void early_opened(struct dest *d)
 {
-	struct client *c = client_of(d);
+	struct client *c = relay_client_of(d);
 	char *line;
 
 	if (dest_state(d) == D_OPEN) {
@@ -231,7 +232,7 @@ static void early_opened(struct dest *d)
 	}
 	line = dest_fail_line(d, c->pending_mail.addr);
 	client_reply(c, "%s", line);
-	log_line(c, NULL, d, status_of(dest_fail_code(d)), line);
+	relay_log_line(c, NULL, d, relay_status_of(dest_fail_code(d)), line);
 	free(line);
 	txn_reset(c); /* frees d */
 	client_done(c);
@@ -260,7 +261,7 @@ void relay_mail(struct client *c)
 	}
 	t->early = true;
 	d = dest_new(c, r, NULL);
-	add_dest(t, d);
+	relay_add_dest(t, d);
 	dest_open(d, early_opened);
 }
 
@@ -275,7 +276,7 @@ static void flight_answer(struct client *c, struct dest *d, const struct smtp_re
 
 	snprintf(who, sizeof(who), "<%s>", f->rcpt.addr);
 	throttle_feed(c, f->lim, r);
-	line = outcome(r, fail, who, "250 2.1.5 Ok", dest_name(d), &code);
+	line = relay_outcome(r, fail, who, "250 2.1.5 Ok", dest_name(d), &code);
 	c->flight_reply = true;
 	if (!c->closing)
 		client_reply(c, "%s", line);
@@ -286,7 +287,7 @@ static void flight_answer(struct client *c, struct dest *d, const struct smtp_re
 		rc->upstream_ok = true;
 		dest_work(d)->accepted++;
 	} else {
-		log_line(c, f->rcpt.addr, d, status_of(code), line);
+		relay_log_line(c, f->rcpt.addr, d, relay_status_of(code), line);
 	}
 	free(line);
 	if (f->after != NULL && !c->closing)
@@ -301,7 +302,7 @@ static void rcpt_go_on(struct client *c);
 /* rcpt_done - the destination answered the first RCPT in flight */
 static void rcpt_done(struct dest *d, const struct smtp_reply *r, const char *fail)
 {
-	struct client *c = client_of(d);
+	struct client *c = relay_client_of(d);
 
 	flight_answer(c, d, r, fail);
 	if (r == NULL || !dest_connected(d)) {
@@ -352,7 +353,7 @@ static void rcpt_send(struct client *c, struct dest *d)
 	}
 	line = dest_fail_line(d, c->pending_rcpt.addr);
 	client_reply(c, "%s", line);
-	log_line(c, c->pending_rcpt.addr, d, status_of(dest_fail_code(d)), line);
+	relay_log_line(c, c->pending_rcpt.addr, d, relay_status_of(dest_fail_code(d)), line);
 	free(line);
 	c->busy = false;
 }
@@ -370,7 +371,7 @@ static void rcpt_go_on(struct client *c)
 /* rcpt_opened - the recipient's destination is open (or failed) */
 static void rcpt_opened(struct dest *d)
 {
-	struct client *c = client_of(d);
+	struct client *c = relay_client_of(d);
 
 	/* once per destination: later RCPTs for it get the same failure */
 	if (dest_state(d) == D_FAILED)
@@ -462,7 +463,7 @@ static bool rcpt_admit(struct client *c, const struct route *r, const char *rdom
 static void rcpt_route(struct client *c, bool admitted)
 {
 	struct txn *t = &c->txn;
-	char *rdom = domain_of(c->pending_rcpt.addr);
+	char *rdom = relay_domain_of(c->pending_rcpt.addr);
 	const struct route *r;
 	struct dest *d = NULL;
 
@@ -480,7 +481,7 @@ static void rcpt_route(struct client *c, bool admitted)
 		free(rdom);
 		c->busy = false;
 		return;
-	} else if ((d = find_dest(t, r, r->mx ? rdom : NULL)) == NULL && !c->lmtp &&
+	} else if ((d = relay_find_dest(t, r, r->mx ? rdom : NULL)) == NULL && !c->lmtp &&
 	           t->ndests > 0) {
 		client_reply(c,
 		             "452 4.5.3 <%s>: recipients for another destination: send "
@@ -502,7 +503,7 @@ static void rcpt_route(struct client *c, bool admitted)
 	}
 	if (d == NULL) {
 		d = dest_new(c, r, r->mx ? rdom : NULL);
-		add_dest(t, d);
+		relay_add_dest(t, d);
 		if (r->mx)
 			dest_max_messages(d, throttle_messages_per_session(c, c->rcpt_lim));
 	}
@@ -518,331 +519,6 @@ static void rcpt_route(struct client *c, bool admitted)
 void relay_rcpt(struct client *c)
 {
 	rcpt_route(c, false);
-}
-
-/* take_login - remove every header field called name from the message
- * (its header section: up to the first empty line) and return the
- * first one's value, trimmed (caller frees; NULL when there was none) */
-static char *take_login(struct evbuffer *msg, const char *name)
-{
-	size_t len = evbuffer_get_length(msg), nlen = strlen(name), pos = 0;
-	const char *buf = (const char *)evbuffer_pullup(msg, (ev_ssize_t)len);
-	struct evbuffer *out;
-	char *login = NULL;
-	bool found = false;
-
-	if (len == 0)
-		return NULL;
-	out = evbuffer_new();
-	while (pos < len) {
-		const char *eol = memchr(buf + pos, '\n', len - pos);
-		size_t end = eol ? (size_t)(eol - buf) + 1 : len, fend = end;
-		if (end - pos <= 2 && buf[pos] == '\r')
-			break; /* the empty line: the body follows */
-		if (buf[pos] == '\r' || buf[pos] == '\n')
-			break;
-		/* the field with its continuation lines */
-		while (fend < len && (buf[fend] == ' ' || buf[fend] == '\t')) {
-			const char *e = memchr(buf + fend, '\n', len - fend);
-			fend = e ? (size_t)(e - buf) + 1 : len;
-		}
-		if (fend - pos > nlen && strncasecmp(buf + pos, name, nlen) == 0 &&
-		    (buf[pos + nlen] == ':' ||
-		     ((buf[pos + nlen] == ' ' || buf[pos + nlen] == '\t') &&
-		      memchr(buf + pos + nlen, ':', fend - pos - nlen) != NULL))) {
-			if (!found) {
-				const char *v = memchr(buf + pos, ':', fend - pos) + 1;
-				size_t vl = (size_t)(buf + fend - v);
-				char *t = xstrndup(v, vl), *p = t, *q;
-				for (q = t; *q; q++)
-					if (*q == '\r' || *q == '\n' || *q == '\t')
-						*q = ' ';
-				while (*p == ' ')
-					p++;
-				for (q = p + strlen(p); q > p && q[-1] == ' '; q--)
-					*(q - 1) = '\0';
-				if (*p != '\0')
-					login = xstrdup(p);
-				free(t);
-				found = true;
-			}
-		} else {
-			evbuffer_add(out, buf + pos, fend - pos);
-		}
-		pos = fend;
-	}
-	if (!found) {
-		evbuffer_free(out);
-		return NULL;
-	}
-	evbuffer_add(out, buf + pos, len - pos);
-	evbuffer_drain(msg, len);
-	evbuffer_add_buffer(msg, out);
-	evbuffer_free(out);
-	return login;
-}
-
-static void dest_finished(struct client *c);
-
-/* feed_dest - a reply that concerns the recipients of d (MAIL refused;
- * after DATA: those it accepted): once to each of their destination
- * limiters, and a success when the data was accepted */
-static void feed_dest(struct client *c, struct dest *d, const struct smtp_reply *r, bool data)
-{
-	struct txn *t = &c->txn;
-	bool delivered = data && r != NULL && r->code / 100 == 2;
-
-	for (size_t i = 0; i < t->nrcpts; i++) {
-		struct throttle_limiter *l = t->rcpts[i].lim;
-		bool seen = false;
-		if (t->rcpts[i].dest != d || l == NULL || (data && !t->rcpts[i].upstream_ok))
-			continue;
-		for (size_t j = 0; j < i && !seen; j++)
-			seen = t->rcpts[j].dest == d && t->rcpts[j].lim == l &&
-			       (!data || t->rcpts[j].upstream_ok);
-		if (seen)
-			continue;
-		throttle_feed(c, l, r);
-		if (delivered)
-			throttle_delivered(c, l);
-	}
-}
-
-/* data_done - a destination's answer after the data */
-static void data_done(struct dest *d, const struct smtp_reply *r, const char *fail)
-{
-	struct client *c = client_of(d);
-	struct txn *t = &c->txn;
-	char *said = r ? smtp_reply_oneline(r, 300) : NULL;
-
-	feed_dest(c, d, r, true);
-	for (size_t i = 0; i < t->nrcpts; i++) {
-		struct rcpt *rc = &t->rcpts[i];
-		char who[SMTP_PATH_MAX + 3], *ok;
-		if (rc->dest != d || !rc->upstream_ok)
-			continue;
-		snprintf(who, sizeof(who), "<%s>", rc->addr);
-		ok = xasprintf("250 2.0.0 %s%srelayed to %s: %s", c->lmtp ? who : "",
-		               c->lmtp ? " " : "", dest_name(d), said ? said : "");
-		free(rc->line);
-		rc->line = outcome(r, fail, c->lmtp ? who : NULL, ok, dest_name(d), &rc->code);
-		free(ok);
-	}
-	free(said);
-	dest_finished(c);
-}
-
-static void prov_next(struct dest *d);
-
-/* prov_rcpt_done - the destination answered a provisional recipient */
-static void prov_rcpt_done(struct dest *d, const struct smtp_reply *r, const char *fail)
-{
-	struct client *c = client_of(d);
-	struct dest_work *w = dest_work(d);
-	struct rcpt *rc = &c->txn.rcpts[w->rcpts[w->next++]];
-	char who[SMTP_PATH_MAX + 3];
-
-	snprintf(who, sizeof(who), "<%s>", rc->addr);
-	throttle_feed(c, rc->lim, r);
-	free(rc->line);
-	rc->line = outcome(r, fail, who, "250 2.1.5 Ok", dest_name(d), &rc->code);
-	if (rc->code / 100 == 2) {
-		rc->upstream_ok = true;
-		w->accepted++;
-		free(rc->line);
-		rc->line = NULL;
-	}
-	if (r == NULL || !dest_connected(d)) {
-		/* the session is gone: no replies come for the rest */
-		char *why = r ? smtp_reply_oneline(r, 200) : xstrdup(fail ? fail : "");
-		for (; w->next < w->n; w->next++) {
-			struct rcpt *o = &c->txn.rcpts[w->rcpts[w->next]];
-			free(o->line);
-			o->code = 451;
-			o->line = xasprintf("451 4.4.2 <%s>: connection to %s was lost (%s)",
-			                    o->addr, dest_name(d), why);
-		}
-		w->sent = w->n;
-		free(why);
-	}
-	if (w->next < w->sent)
-		return; /* more replies to come */
-	prov_next(d);
-}
-
-/* smtp_partial - SMTP, routed at end of DATA, some recipients refused:
- * one answer cannot tell them apart, so nothing is sent */
-static void smtp_partial(struct client *c, struct dest *d)
-{
-	struct txn *t = &c->txn;
-	const struct rcpt *first = NULL;
-	bool all_5xx = true;
-
-	for (size_t i = 0; i < t->nrcpts; i++) {
-		if (t->rcpts[i].upstream_ok || t->rcpts[i].dest != d)
-			continue;
-		if (first == NULL)
-			first = &t->rcpts[i];
-		all_5xx = all_5xx && t->rcpts[i].code / 100 == 5;
-	}
-	if (dest_work(d)->accepted == 0 && all_5xx)
-		t->smtp_line = xstrdup(first->line);
-	else
-		t->smtp_line = xasprintf("451 4.5.3 %s refused some recipients (%s); send them "
-		                         "one per transaction, or over LMTP",
-		                         dest_name(d), first->line);
-}
-
-/* prov_next - the next provisional recipient, then the data */
-static void prov_next(struct dest *d)
-{
-	struct client *c = client_of(d);
-	struct dest_work *w = dest_work(d);
-
-	if (w->next < w->n && dest_state(d) == D_OPEN) {
-		/* all at once when the upstream pipelines, else one by one */
-		size_t upto = dest_pipelining(d) ? w->n : w->next + 1;
-		for (; w->sent < upto; w->sent++)
-			dest_rcpt(d, &c->txn.rcpts[w->rcpts[w->sent]], prov_rcpt_done);
-		return;
-	}
-	if (!c->lmtp && w->accepted < w->n) {
-		smtp_partial(c, d);
-		dest_finished(c);
-		return;
-	}
-	if (w->accepted == 0) {
-		dest_finished(c);
-		return;
-	}
-	dest_data(d, c->txn.msg, data_done);
-}
-
-/* prov_opened - a destination of provisional recipients is open */
-static void prov_opened(struct dest *d)
-{
-	struct client *c = client_of(d);
-	struct dest_work *w = dest_work(d);
-
-	if (dest_state(d) != D_OPEN) {
-		feed_dest(c, d, dest_fail_reply(d), false);
-		for (size_t i = 0; i < w->n; i++) {
-			struct rcpt *rc = &c->txn.rcpts[w->rcpts[i]];
-			free(rc->line);
-			rc->line = dest_fail_line(d, rc->addr);
-			rc->code = dest_fail_code(d);
-		}
-		if (!c->lmtp)
-			c->txn.smtp_line = dest_fail_line(d, NULL);
-		dest_finished(c);
-		return;
-	}
-	prov_next(d);
-}
-
-/* route_provisional - end of DATA with routes by login: route each
- * recipient now that the login is known */
-static void route_provisional(struct client *c)
-{
-	struct txn *t = &c->txn;
-
-	for (size_t i = 0; i < t->nrcpts; i++) {
-		struct rcpt *rc = &t->rcpts[i];
-		char *rdom = domain_of(rc->addr);
-		const struct route *r = routes_find(c->cfg, t->sender_domain, rdom, t->login);
-		struct dest *d;
-		struct dest_work *w;
-
-		if (r == NULL) {
-			rc->code = 451;
-			rc->line =
-			    xasprintf("451 4.3.0 <%s>: no route: check agent.routes", rc->addr);
-			free(rdom);
-			continue;
-		}
-		if ((d = find_dest(t, r, r->mx ? rdom : NULL)) == NULL) {
-			d = dest_new(c, r, r->mx ? rdom : NULL);
-			add_dest(t, d);
-			if (r->mx)
-				dest_max_messages(d, throttle_messages_per_session(c, rc->lim));
-		}
-		free(rdom);
-		rc->dest = d;
-		w = dest_work(d);
-		w->rcpts = xrealloc(w->rcpts, (w->n + 1) * sizeof(*w->rcpts));
-		w->rcpts[w->n++] = i;
-	}
-}
-
-/* answer_all - every destination is done: the replies, in order; the
- * caller goes on with the client's input unless async */
-static void answer_all(struct client *c, bool async)
-{
-	struct txn *t = &c->txn;
-	const char *line = NULL;
-	int code = 451;
-
-	for (size_t i = 0; i < t->nrcpts; i++) {
-		struct rcpt *rc = &t->rcpts[i];
-		if (rc->line == NULL) {
-			rc->code = 451;
-			rc->line =
-			    xasprintf("451 4.3.0 <%s>: not relayed (internal error)", rc->addr);
-		}
-		if (c->lmtp)
-			client_reply(c, "%s", rc->line);
-		log_line(c, rc->addr, rc->dest, status_of(rc->code), rc->line);
-	}
-	if (!c->lmtp) {
-		line = t->smtp_line ? t->smtp_line : t->rcpts[0].line;
-		code = atoi(line);
-		client_reply(c, "%s", line);
-	}
-	log_line(c, NULL, NULL, c->lmtp ? "done" : status_of(code), c->lmtp ? "-" : line);
-	txn_reset(c);
-	if (async)
-		client_done(c);
-	else
-		c->busy = false;
-}
-
-/* dest_finished - one destination less to wait for */
-static void dest_finished(struct client *c)
-{
-	if (--c->txn.pending == 0)
-		answer_all(c, true);
-}
-
-/* relay_data - the whole message is in: route what waits for it, and
- * send it to every destination with accepted recipients */
-void relay_data(struct client *c)
-{
-	struct txn *t = &c->txn;
-	size_t n = 0;
-
-	if (c->cfg->agent.login_header[0] != '\0')
-		t->login = take_login(t->msg, c->cfg->agent.login_header);
-	if (t->provisional)
-		route_provisional(c);
-	for (size_t i = 0; i < t->ndests; i++)
-		if (t->provisional ? dest_work(t->dests[i])->n > 0
-		                   : dest_work(t->dests[i])->accepted > 0)
-			n++;
-	if (n == 0) {
-		/* nothing to send (every recipient was refused in routing) */
-		answer_all(c, false);
-		return;
-	}
-	t->pending = n;
-	for (size_t i = 0; i < t->ndests; i++) {
-		struct dest *d = t->dests[i];
-		if (t->provisional) {
-			if (dest_work(d)->n > 0)
-				dest_open(d, prov_opened);
-		} else if (dest_work(d)->accepted > 0) {
-			dest_data(d, t->msg, data_done);
-		}
-	}
 }
 
 /* relay_rset - the client's RSET: sessions go back to the pool, which
