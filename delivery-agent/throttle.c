@@ -349,6 +349,14 @@ static void refuse_limit(struct admission *ad, struct throttle_limiter *l, const
 	deferred_log(ad, l, reason);
 }
 
+/* refuse_waiting - 451 at once: max_waiting RCPTs already wait on l */
+static void refuse_waiting(struct admission *ad, struct throttle_limiter *l, int waiting)
+{
+	client_reply(ad->c, "451 4.7.0 <%s>: throttled: %s busy, %d waiting, retry", ad->rcpt,
+	             throttle_limiter_key(l), waiting);
+	deferred_log(ad, l, "waiting");
+}
+
 /* refuse_suspended - 451 until the suspension ends */
 static void refuse_suspended(struct admission *ad, struct throttle_limiter *l, long long until)
 {
@@ -472,8 +480,7 @@ static enum admit evaluate(struct admission *ad, bool may_wait)
 	}
 	for (size_t i = 0; i < fresh.n; i++)
 		if (throttle_waiting(fresh.l[i]) >= ta->max_waiting) {
-			refuse_limit(ad, fresh.l[i], "waiting",
-			             throttle_limiter_limits(fresh.l[i], now).n == 0);
+			refuse_waiting(ad, fresh.l[i], throttle_waiting(fresh.l[i]));
 			return ADMIT_REFUSED;
 		}
 	if (ad->deadline_ms == 0)

@@ -596,7 +596,8 @@ void throttle_rate_text(const struct throttle_limits *lim, char *buf, size_t siz
 
 	if (lim->n == 0) {
 		if (lim->sessions > 0)
-			snprintf(buf, size, "%d sessions", lim->sessions);
+			snprintf(buf, size, "%d session%s", lim->sessions,
+			         lim->sessions == 1 ? "" : "s");
 		else
 			snprintf(buf, size, "unlimited");
 		return;

@@ -206,7 +206,7 @@ static void test_sessions(void)
 	/* a third one: max_waiting = 1 already waits -> at once */
 	PREFIX(cmd(c, "MAIL FROM:<a@x.test>", b, sizeof(b)), "250");
 	test_assert_str(cmd(c, "RCPT TO:<c1@y.test>", b, sizeof(b)),
-	                "451 4.7.0 <c1@y.test>: throttled: group:y at 1 sessions, retry");
+	                "451 4.7.0 <c1@y.test>: throttled: group:y busy, 1 waiting, retry");
 	test_assert(file_has(path_in(&e, "agent.log"), "",
 	                     "throttle=group:y status=deferred reason=waiting rcpt=<c1@y.test>"));
 	PREFIX(cmd(c, "RSET", b, sizeof(b)), "250");
@@ -217,7 +217,7 @@ static void test_sessions(void)
 	PREFIX(cmd(a, "MAIL FROM:<a@x.test>", b, sizeof(b)), "250");
 	t0 = now_s();
 	test_assert_str(cmd(a, "RCPT TO:<a2@y.test>", b, sizeof(b)),
-	                "451 4.7.0 <a2@y.test>: throttled: group:y at 1 sessions, retry");
+	                "451 4.7.0 <a2@y.test>: throttled: group:y at 1 session, retry");
 	test_assert(now_s() - t0 >= 0.9 && now_s() - t0 < 2.5);
 	PREFIX(cmd(bb, "DATA", b, sizeof(b)), "354");
 	PREFIX(cmd(bb, "x\r\n.", b, sizeof(b)), "250 2.0.0 <b1@y.test>");
