@@ -24,6 +24,8 @@ struct route;
 struct throttle_agent;
 struct throttle_txn;
 struct throttle_limiter;
+struct outcome_log;
+struct webhook;
 
 struct listener {
 	struct agent *agent;
@@ -39,6 +41,8 @@ struct agent {
 	struct dns *dns; /* for the resolver settings below */
 	struct pool *pool; /* upstream sessions and host health */
 	struct throttle_agent *throttle; /* throttle.c; NULL: nothing throttled */
+	struct outcome_log *outcome; /* record.c; NULL: no outcome log */
+	struct webhook *webhook;     /* record.c; NULL: no webhooks */
 	char *dns_servers;
 	long dns_timeout;
 	struct listener **listeners;
@@ -66,6 +70,7 @@ struct rcpt {
 	struct throttle_limiter *lim; /* its destination limiter, or NULL */
 	int code;                /* final answer, once known */
 	char *line;
+	bool intake;             /* bounce.domains: taken in here (intake.c) */
 };
 
 /* One mail transaction (MAIL .. end of DATA). */
@@ -84,6 +89,7 @@ struct txn {
 	unsigned long long sig; /* SMTP + provisional: recipients' route signature */
 	char *sig_domain;
 	char *login;         /* from agent.login_header */
+	char *queue_id;      /* the MTA's, from the Received header (record.c) */
 	char *smtp_line;     /* SMTP: the answer after DATA when no recipient's is */
 	struct throttle_txn *throttle; /* limiters held (throttle.c), or NULL */
 	struct evbuffer *msg; /* CRLF lines, still dot-stuffed */

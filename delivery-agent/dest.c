@@ -60,6 +60,7 @@ struct dest {
 	bool dsn_dropped_logged;
 	bool retried; /* MAIL on a reused session was lost: once more, fresh */
 	int max_messages; /* per session (throttle), 0: none */
+	char *mail_from;  /* VERP: the MAIL FROM address, else NULL */
 };
 
 static struct upstream *up_of(const struct dest *d)
@@ -147,17 +148,24 @@ void dest_free(struct dest *d)
 	smtp_reply_clear(&d->fail_reply);
 	free(d->fail);
 	free(d->domain);
+	free(d->mail_from);
 	free(d->work.rcpts);
 	free(d);
 }
 
 bool dest_is(const struct dest *d, const struct route *r, const char *domain)
 {
-	if (d->route != r)
+	if (d->route != r || d->mail_from != NULL)
 		return false;
 	if (!r->mx)
 		return true;
 	return domain != NULL && d->domain != NULL && strcasecmp(d->domain, domain) == 0;
+}
+
+void dest_mail_from(struct dest *d, const char *addr)
+{
+	free(d->mail_from);
+	d->mail_from = xstrdup(addr);
 }
 
 enum dest_state dest_state(const struct dest *d)
@@ -303,7 +311,7 @@ static void send_mail(struct dest *d)
 		free(fail);
 		return;
 	}
-	n = snprintf(line, sizeof(line), "MAIL FROM:<%s>", m->addr);
+	n = snprintf(line, sizeof(line), "MAIL FROM:<%s>", d->mail_from ? d->mail_from : m->addr);
 	if (m->size >= 0 && upstream_has_size(up))
 		n += snprintf(line + n, sizeof(line) - (size_t)n, " SIZE=%lld", m->size);
 	if (m->body == BODY_8BITMIME)

@@ -36,7 +36,12 @@ struct dest *dest_new(struct client *c, const struct route *r, const char *domai
 /* dest_free - give the session back (or close it when a command is
  * pending); cancel lookups. NULL is ok. */
 void dest_free(struct dest *d);
+/* dest_is - d is the destination of route r (and domain); never for a
+ * destination with a MAIL FROM of its own (VERP: one recipient each) */
 bool dest_is(const struct dest *d, const struct route *r, const char *domain);
+/* dest_mail_from - before dest_open: MAIL FROM addr instead of the
+ * transaction's sender (VERP); copied */
+void dest_mail_from(struct dest *d, const char *addr);
 enum dest_state dest_state(const struct dest *d);
 
 /* dest_open - session, MAIL FROM with its parameters; then done runs

@@ -19,8 +19,11 @@
  *
  * CONFIGURATION PARAMETERS
  *	user, hostname, resolver, resolver_timeout, log_facility,
- *	log_level, every agent.* setting and every throttle.* setting
- *	(see weir.conf(5)).
+ *	log_level, every agent.* setting and every throttle.* setting;
+ *	outcome.* (the outcome log), bounce.* (intake for bounce.domains,
+ *	VERP, classification rules, webhooks) and suppression.* (the
+ *	list it records bounces in and, with suppression.agent, checks
+ *	before relaying) (see weir.conf(5)).
  *
  * SECURITY
  *	Started as root, binds its sockets, writes the pid file, then
@@ -39,6 +42,7 @@
 
 #include "delivery-agent/agent.h"
 #include "delivery-agent/pool.h"
+#include "delivery-agent/record.h"
 #include "delivery-agent/throttle.h"
 #include "lib/daemon.h"
 #include "lib/dns.h"
@@ -168,7 +172,6 @@ static void reload(struct agent *a)
 	if (!strlist_equal(&old->agent.lmtp_listen, &cfg->agent.lmtp_listen) ||
 	    !strlist_equal(&old->agent.smtp_listen, &cfg->agent.smtp_listen))
 		log_warning("listen addresses cannot change on reload; restart weir-agent");
-	config_unref(old);
 	if (!foreground && log_open("weir-agent", false, cfg->log_facility) < 0)
 		log_error("bad log_facility %s", cfg->log_facility);
 	log_set_level((enum log_level)cfg->log_level);
@@ -178,6 +181,8 @@ static void reload(struct agent *a)
 	pool_flush_idle(a->pool);
 	pool_write_state(a->pool, cfg);
 	throttle_agent_reload(a, cfg);
+	record_reload(a, old, cfg);
+	config_unref(old);
 	log_info("reloaded %s", config_path);
 }
 
@@ -310,6 +315,7 @@ static void startup(struct agent *a, struct weir_config *cfg)
 	if (geteuid() == 0) {
 		daemon_prepare_db(cfg->agent.state_file, uid, gid, "agent.state_file");
 		daemon_prepare_db(cfg->throttle.state_file, uid, gid, "throttle.state_file");
+		record_prepare(cfg, uid, gid);
 	}
 	if (daemon_drop_privileges(cfg->user, &err) < 0)
 		log_fatal("cannot switch to user %s: %s", cfg->user, err);
@@ -326,6 +332,7 @@ static void cleanup(struct agent *a, struct event **sigs, size_t nsigs)
 	pool_write_state(a->pool, cfg);
 	pool_free(a->pool);
 	throttle_agent_stop(a);
+	record_stop(a);
 	close_listeners(a);
 	for (size_t i = 0; i < a->nlisteners; i++) {
 		free(a->listeners[i]->spec);
@@ -384,6 +391,7 @@ int main(int argc, char **argv)
 	startup(&agent, cfg);
 	pool_write_state(agent.pool, cfg);
 	throttle_agent_start(&agent, cfg);
+	record_start(&agent, cfg);
 	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
 		sigs[i] = evsignal_new(agent.base, signals[i], signal_cb, &agent);
 		evsignal_add(sigs[i], NULL);

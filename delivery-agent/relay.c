@@ -17,7 +17,14 @@
  * The promise: a recipient gets 250 only after its upstream gave 250
  * for it and for the data; our own trouble, timeouts, lost connections,
  * DNS and TLS failures are 4xx; an upstream's 5xx is passed on quoted.
- * DATA goes to each destination once: nothing is relayed twice. */
+ * DATA goes to each destination once: nothing is relayed twice.
+ *
+ * Before routing, a recipient in bounce.domains is taken in here
+ * (intake.c), and with suppression.agent a suppressed recipient is
+ * refused (record.c). A VERP route gives each recipient a destination
+ * of its own (verp.c): over SMTP a second one gets 452 4.5.3. Every
+ * answer about a recipient is logged and recorded in the outcome log
+ * (relay_log_line). */
 #include "autoconf.h"
 
 #include <ctype.h>
@@ -30,10 +37,13 @@
 
 #include "delivery-agent/agent.h"
 #include "delivery-agent/dest.h"
+#include "delivery-agent/intake.h"
 #include "delivery-agent/pool.h"
+#include "delivery-agent/record.h"
 #include "delivery-agent/relay_int.h"
 #include "delivery-agent/throttle.h"
 #include "delivery-agent/upstream.h"
+#include "delivery-agent/verp.h"
 #include "lib/log.h"
 #include "lib/smtp_reply.h"
 #include "lib/xalloc.h"
@@ -80,6 +90,8 @@ void relay_log_line(struct client *c, const char *rcpt, const struct dest *d, co
 	kv_add(&kv, "reply", reply);
 	log_info("%s", kv_str(&kv));
 	kv_free(&kv);
+	if (rcpt != NULL)
+		record_answer(c, rcpt, d, reply);
 }
 
 /* relay_log - one key=value line per recipient or transaction */
@@ -183,11 +195,12 @@ void relay_txn_end(struct client *c)
 	free(t->sig_domain);
 	free(t->login);
 	free(t->smtp_line);
-	t->sender_domain = t->sig_domain = t->login = t->smtp_line = NULL;
+	free(t->queue_id);
+	t->sender_domain = t->sig_domain = t->login = t->smtp_line = t->queue_id = NULL;
 }
 
-/* add_rcpt - a recipient answered 2xx */
-static struct rcpt *add_rcpt(struct client *c, const struct smtp_rcpt *params, struct dest *d)
+/* relay_add_rcpt - a recipient answered 2xx */
+struct rcpt *relay_add_rcpt(struct client *c, const struct smtp_rcpt *params, struct dest *d)
 {
 	struct txn *t = &c->txn;
 	struct rcpt *r;
@@ -246,7 +259,8 @@ void relay_mail(struct client *c)
 	struct dest *d;
 
 	begin_txn(c);
-	if (routes_depend_on_rcpt(c->cfg)) {
+	/* with bounce intake a recipient may need no upstream at all */
+	if (routes_depend_on_rcpt(c->cfg) || c->cfg->bounce.domains.n > 0) {
 		c->state = CL_MAIL;
 		client_reply(c, "250 2.1.0 Ok");
 		c->busy = false;
@@ -282,7 +296,7 @@ static void flight_answer(struct client *c, struct dest *d, const struct smtp_re
 		client_reply(c, "%s", line);
 	c->flight_reply = false;
 	if (code / 100 == 2) {
-		struct rcpt *rc = add_rcpt(c, &f->rcpt, d);
+		struct rcpt *rc = relay_add_rcpt(c, &f->rcpt, d);
 		rc->lim = f->lim;
 		rc->upstream_ok = true;
 		dest_work(d)->accepted++;
@@ -410,6 +424,13 @@ static void rcpt_provisional(struct client *c, const char *rdom, bool admitted)
 	if (!c->lmtp) {
 		sig = routes_signature(c->cfg, t->sender_domain, rdom);
 		sd = routes_any_mx(c->cfg) ? rdom : NULL;
+		if (t->nrcpts > 0 && t->from[0] != '\0' && routes_verp_in(c->cfg, sig | t->sig)) {
+			client_reply(c,
+			             "452 4.5.3 <%s>: VERP route: one recipient per transaction",
+			             c->pending_rcpt.addr);
+			c->busy = false;
+			return;
+		}
 		if (t->nrcpts > 0 && (sig != t->sig || (sd == NULL) != (t->sig_domain == NULL) ||
 		                      (sd != NULL && strcmp(sd, t->sig_domain) != 0))) {
 			client_reply(c,
@@ -434,7 +455,7 @@ static void rcpt_provisional(struct client *c, const char *rdom, bool admitted)
 		t->sig = sig;
 		t->sig_domain = sd ? xstrdup(sd) : NULL;
 	}
-	add_rcpt(c, &c->pending_rcpt, NULL);
+	relay_add_rcpt(c, &c->pending_rcpt, NULL);
 	client_reply(c, "250 2.1.5 Ok, queued for routing");
 	c->busy = false;
 }
@@ -481,6 +502,12 @@ static void rcpt_route(struct client *c, bool admitted)
 		free(rdom);
 		c->busy = false;
 		return;
+	} else if (!c->lmtp && t->ndests > 0 && verp_applies(c, r)) {
+		client_reply(c, "452 4.5.3 <%s>: route %s sends with VERP: one recipient per "
+		             "transaction", c->pending_rcpt.addr, r->name);
+		free(rdom);
+		c->busy = false;
+		return;
 	} else if ((d = relay_find_dest(t, r, r->mx ? rdom : NULL)) == NULL && !c->lmtp &&
 	           t->ndests > 0) {
 		client_reply(c,
@@ -502,7 +529,7 @@ static void rcpt_route(struct client *c, bool admitted)
 		return;
 	}
 	if (d == NULL) {
-		d = dest_new(c, r, r->mx ? rdom : NULL);
+		d = verp_dest_new(c, r, r->mx ? rdom : NULL, c->pending_rcpt.addr);
 		relay_add_dest(t, d);
 		if (r->mx)
 			dest_max_messages(d, throttle_messages_per_session(c, c->rcpt_lim));
@@ -515,9 +542,22 @@ static void rcpt_route(struct client *c, bool admitted)
 		rcpt_send(c, d);
 }
 
-/* relay_rcpt - the client's RCPT (already checked) */
+/* relay_rcpt - the client's RCPT (already checked): bounce intake,
+ * the suppression list, then routing */
 void relay_rcpt(struct client *c)
 {
+	if (intake_rcpt(c))
+		return;
+	if (!c->lmtp && intake_in_txn(c)) {
+		client_reply(c, "452 4.5.3 <%s>: bounce intake and mail to relay go in separate "
+		             "transactions", c->pending_rcpt.addr);
+		c->busy = false;
+		return;
+	}
+	if (record_suppressed(c)) {
+		c->busy = false;
+		return;
+	}
 	rcpt_route(c, false);
 }
 

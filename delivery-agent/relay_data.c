@@ -16,8 +16,11 @@
 
 #include "delivery-agent/agent.h"
 #include "delivery-agent/dest.h"
+#include "delivery-agent/intake.h"
+#include "delivery-agent/record.h"
 #include "delivery-agent/relay_int.h"
 #include "delivery-agent/throttle.h"
+#include "delivery-agent/verp.h"
 #include "lib/log.h"
 #include "lib/smtp_reply.h"
 #include "lib/xalloc.h"
@@ -258,6 +261,10 @@ static void route_provisional(struct client *c)
 		struct dest *d;
 		struct dest_work *w;
 
+		if (rc->intake) {
+			free(rdom);
+			continue; /* answered by intake_data */
+		}
 		if (r == NULL) {
 			rc->code = 451;
 			rc->line =
@@ -266,7 +273,7 @@ static void route_provisional(struct client *c)
 			continue;
 		}
 		if ((d = relay_find_dest(t, r, r->mx ? rdom : NULL)) == NULL) {
-			d = dest_new(c, r, r->mx ? rdom : NULL);
+			d = verp_dest_new(c, r, r->mx ? rdom : NULL, rc->addr);
 			relay_add_dest(t, d);
 			if (r->mx)
 				dest_max_messages(d, throttle_messages_per_session(c, rc->lim));
@@ -294,12 +301,18 @@ static void answer_all(struct client *c, bool async)
 			rc->line =
 			    xasprintf("451 4.3.0 <%s>: not relayed (internal error)", rc->addr);
 		}
+	}
+	/* SMTP: one answer for all; each recipient is logged with it */
+	if (!c->lmtp)
+		line = t->smtp_line ? t->smtp_line : t->rcpts[0].line;
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		struct rcpt *rc = &t->rcpts[i];
+		const char *said = c->lmtp ? rc->line : line;
 		if (c->lmtp)
 			client_reply(c, "%s", rc->line);
-		relay_log_line(c, rc->addr, rc->dest, relay_status_of(rc->code), rc->line);
+		relay_log_line(c, rc->addr, rc->dest, relay_status_of(atoi(said)), said);
 	}
 	if (!c->lmtp) {
-		line = t->smtp_line ? t->smtp_line : t->rcpts[0].line;
 		code = atoi(line);
 		client_reply(c, "%s", line);
 	}
@@ -328,6 +341,8 @@ void relay_data(struct client *c)
 
 	if (c->cfg->agent.login_header[0] != '\0')
 		t->login = take_login(t->msg, c->cfg->agent.login_header);
+	t->queue_id = record_queue_id(t->msg);
+	intake_data(c);
 	if (t->provisional)
 		route_provisional(c);
 	for (size_t i = 0; i < t->ndests; i++)

@@ -1,5 +1,5 @@
-/* relay_int - what relay.c (MAIL, RCPT, RSET) and relay_data.c (the
- * end of DATA) share; no other file includes it */
+/* relay_int - what relay.c (MAIL, RCPT, RSET), relay_data.c (the end
+ * of DATA) and intake.c (bounce intake) share; no other file includes it */
 #ifndef WEIR_AGENT_RELAY_INT_H
 #define WEIR_AGENT_RELAY_INT_H
 
@@ -8,6 +8,8 @@
 struct client;
 struct dest;
 struct route;
+struct rcpt;
+struct smtp_rcpt;
 struct txn;
 
 /* relay_status_of - the log's status for a reply code: sent, deferred, bounced */
@@ -22,6 +24,8 @@ char *relay_outcome(const struct smtp_reply *r, const char *fail, const char *wh
 /* relay_domain_of - the lowercased domain of an address, or NULL; caller frees */
 char *relay_domain_of(const char *addr);
 void relay_add_dest(struct txn *t, struct dest *d);
+/* relay_add_rcpt - a recipient answered 2xx (d: its destination, or NULL) */
+struct rcpt *relay_add_rcpt(struct client *c, const struct smtp_rcpt *params, struct dest *d);
 /* relay_find_dest - the transaction's destination for route r (and domain) */
 struct dest *relay_find_dest(struct txn *t, const struct route *r, const char *domain);
 struct client *relay_client_of(struct dest *d);

@@ -1,5 +1,6 @@
 /* envelope - MAIL and RCPT: envelope sender, null sender, spoofing of
- * local domains from outside, and relay control (spec rules 1, 2, 4) */
+ * local domains from outside, and relay control (spec rules 1, 2, 4);
+ * at RCPT then the suppression list (suppression.c) and the rate limits */
 #include "autoconf.h"
 
 #include <stdio.h>
@@ -161,7 +162,10 @@ enum mlfi_status session_rcpt(struct conn *c, const struct mlfi_io *io, char **a
 		st = relay_check(c, io, arg);
 	if (st != MLFI_REJECT && st != MLFI_TEMPFAIL) {
 		char *rcpt = strip_brackets(arg);
-		st = rate_rcpt(c, io, rcpt);
+		/* before the rate limits: a refused recipient spends no budget */
+		st = suppression_rcpt(c, io, rcpt);
+		if (st != MLFI_REJECT && st != MLFI_TEMPFAIL)
+			st = rate_rcpt(c, io, rcpt);
 		free(rcpt);
 	}
 	if (st == MLFI_REJECT || st == MLFI_TEMPFAIL) {

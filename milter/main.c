@@ -26,7 +26,9 @@
  *
  * CONFIGURATION PARAMETERS
  *	user, hostname, log_facility, log_level, milter.socket,
- *	milter.socket_mode, milter.pid_file, milter.timeout.
+ *	milter.socket_mode, milter.pid_file, milter.timeout; the policy
+ *	groups (policy, senders, spf, dkim, rate); suppression.milter and
+ *	suppression.db (recipients refused at RCPT).
  */
 #include "autoconf.h"
 
@@ -48,6 +50,7 @@
 #include "milter/session.h"
 #include "policy/config.h"
 #include "policy/preflight.h"
+#include "policy/suppress.h"
 
 static const char *config_path;
 static volatile sig_atomic_t stopping;
@@ -155,6 +158,8 @@ static void write_pid_file(const struct weir_config *cfg)
 	preflight_prepare_store(cfg, uid, gid); /* still root: the SPF preflight's directory */
 	if (cfg->rate.backend == RATE_BACKEND_MEMORY && cfg->rate.nlimits > 0)
 		daemon_prepare_db(cfg->rate.state_db, uid, gid, "rate state");
+	if (cfg->suppression.milter)
+		suppress_prepare_db(cfg, uid, gid);
 	if (cfg->milter.pid_file[0] == '\0')
 		return;
 	if (daemon_pidfile_write(cfg->milter.pid_file, uid, gid, &err) < 0)

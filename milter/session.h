@@ -156,6 +156,11 @@ enum mlfi_status spf_mail(struct conn *c, const struct mlfi_io *io, const char *
 /* spf_conn_free - the connection's SPF state */
 void spf_conn_free(struct conn *c);
 
+/* suppression.c */
+/* suppression_rcpt - at RCPT of outgoing mail: refuse a recipient on the
+ * suppression list (550 5.1.1); a failing list never refuses */
+enum mlfi_status suppression_rcpt(struct conn *c, const struct mlfi_io *io, const char *rcpt);
+
 /* rate_stage.c */
 /* rate_mail, rate_rcpt - charge the rate limits of this stage; the
  * stage's answer (a denied recipient is refused alone) */

@@ -26,6 +26,7 @@ struct cidr;
 struct sender_map;
 struct dkim_domain;
 struct rate_limit;
+struct webhook_target;
 
 /* What a policy rule does when it matches (policy.* settings). */
 enum policy_action { ACTION_ACCEPT, ACTION_REJECT, ACTION_TEMPFAIL, ACTION_HOLD, ACTION_LOG };
@@ -135,6 +136,37 @@ struct weir_config {
 		struct rate_limit *limits; /* rate.limits, compiled (rate.h) */
 		size_t nlimits;
 	} rate;
+
+	/* group suppression: the suppression list (policy/suppress.h) */
+	struct {
+		char *db;              /* SQLite file */
+		long soft_threshold;   /* soft bounces within soft_window ... */
+		long soft_window;      /* seconds */
+		long hard_expiry;      /* seconds; 0 = never */
+		long soft_expiry;      /* seconds; 0 = never */
+		long complaint_expiry; /* seconds; 0 = never */
+		bool milter;           /* weir-milter refuses at RCPT */
+		bool agent;            /* weir-agent refuses before relaying */
+	} suppression;
+
+	/* group outcome: the outcome log (policy/outcome.h) */
+	struct {
+		char *db;            /* SQLite file; "" = no outcome log */
+		long retention;      /* seconds */
+		long flush_interval; /* seconds */
+	} outcome;
+
+	/* group bounce: bounce classification (policy/bounce.h) */
+	struct {
+		char *rules; /* the rules file */
+		struct strlist domains; /* bounce intake domains (weir-agent) */
+		char *verp_prefix;      /* VERP local part prefix ("bounces") */
+		/* bounce.webhooks (policy/webhook_config.c) */
+		struct webhook_target *webhooks;
+		size_t nwebhooks;
+		long webhook_timeout; /* seconds */
+		long webhook_retries; /* after the first attempt */
+	} bounce;
 
 	struct {
 		char *socket;

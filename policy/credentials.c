@@ -9,84 +9,36 @@
  * Read when the configuration loads (start, reload, weirctl check), so a
  * broken or exposed file is a configuration error, never a message's.
  * The file must not be readable (or writable) by group or others, as
- * DKIM keys (dkim_keys.c). Secrets never go into an error message; they
- * are wiped when the configuration is freed. */
+ * DKIM keys (dkim_keys.c); lib/secret_file.c makes the checks. Secrets
+ * never go into an error message; they are wiped when the configuration
+ * is freed. */
 #include "autoconf.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "lib/daemon.h"
+#include "lib/secret_file.h"
 #include "lib/xalloc.h"
 #include "policy/config.h"
 #include "policy/routes.h"
 
 #define CREDENTIALS_FILE_MAX (1024 * 1024)
 
-/* read_file - the whole file after the permission checks, or NULL with
- * the error added */
+/* read_file - the whole file after the permission checks
+ * (lib/secret_file.c), or NULL with the error added */
 static char *read_file(const char *path, const char *user, struct config_errors *errs,
                        size_t *len_r)
 {
-	struct stat st;
-	uid_t uid;
-	gid_t gid;
-	char *buf;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	char *err = NULL;
+	char *buf = secret_file_read(path, user, CREDENTIALS_FILE_MAX, len_r, &err);
 
-	if (fd < 0) {
-		config_errors_add(errs, path, 0, "cannot read: %s%s", strerror(errno),
-		                  errno == EACCES ? " (it must be readable by the user weir runs "
-		                                    "as: chown it to that user, mode 600)"
-		                                  : "");
-		return NULL;
+	if (buf == NULL) {
+		config_errors_add(errs, path, 0, "%s", err);
+		free(err);
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		config_errors_add(errs, path, 0, "not a regular file");
-		close(fd);
-		return NULL;
-	}
-	if (st.st_mode & 077) {
-		config_errors_add(errs, path, 0, "readable by group or others: run chmod 600 %s",
-		                  path);
-		close(fd);
-		return NULL;
-	}
-	/* the agent re-reads it on reload as `user`, as dkim key files */
-	if (geteuid() == 0 && user != NULL && daemon_lookup_user(user, &uid, &gid) == 0 &&
-	    st.st_uid != uid) {
-		config_errors_add(errs, path, 0,
-		                  "must belong to %s, the user weir runs as (it is re-read on "
-		                  "reload); run: chown %s %s",
-		                  user, user, path);
-		close(fd);
-		return NULL;
-	}
-	if (st.st_size > CREDENTIALS_FILE_MAX) {
-		config_errors_add(errs, path, 0, "larger than %d bytes", CREDENTIALS_FILE_MAX);
-		close(fd);
-		return NULL;
-	}
-	buf = xmalloc((size_t)st.st_size + 1);
-	n = read(fd, buf, (size_t)st.st_size);
-	close(fd);
-	if (n != st.st_size) {
-		config_errors_add(errs, path, 0, "short read");
-		if (n > 0)
-			OPENSSL_cleanse(buf, (size_t)n);
-		free(buf);
-		return NULL;
-	}
-	buf[n] = '\0';
-	*len_r = (size_t)n;
 	return buf;
 }
 
@@ -199,8 +151,7 @@ void credentials_load(struct weir_config *cfg, struct config_errors *errs)
 				parse_line(cfg, path, lineno, s, e, errs);
 			p = nl ? nl + 1 : end;
 		}
-		OPENSSL_cleanse(buf, len);
-		free(buf);
+		secret_free(buf, len);
 	}
 	check_routes(cfg, errs);
 }

@@ -1,6 +1,6 @@
 /* routes - agent.routes of weir.conf: parsing, checking, lookup
  *
- *   routes = ( { name; sender_domains; rcpt_domains; logins; mx;
+ *   routes = ( { name; sender_domains; rcpt_domains; logins; mx; verp;
  *                hosts = ( { host; port; tls; verify; ca_file; auth;
  *                            credentials; oauth2_token_file; helo;
  *                            weight; priority; max_connections;
@@ -436,9 +436,21 @@ static void parse_hosts(struct parse_ctx *pc, config_setting_t *g, struct route 
 	}
 }
 
+/* parse_verp - verp = "bounce.domain": the route sends with VERP */
+static void parse_verp(struct parse_ctx *pc, config_setting_t *g, struct route *r)
+{
+	const char *v = member_string(pc, g, "verp"), *err;
+
+	if (v == NULL || v[0] == '\0')
+		return;
+	if ((r->verp = domain_normalize(v, &err)) == NULL)
+		report(pc, config_setting_get_member(g, "verp"), "verp \"%s\": %s", v, err);
+}
+
 static void route_free(struct route *r)
 {
 	free(r->name);
+	free(r->verp);
 	strv_free(r->sender_domains, r->nsender_domains);
 	strv_free(r->rcpt_domains, r->nrcpt_domains);
 	strv_free(r->logins, r->nlogins);
@@ -469,7 +481,7 @@ static void parse_route(struct weir_config *cfg, config_setting_t *g, int i, con
                         struct config_errors *errs, struct seen *seen)
 {
 	static const char *const keys[] = {
-	    "name", "sender_domains", "rcpt_domains", "logins", "mx", "hosts", NULL};
+	    "name", "sender_domains", "rcpt_domains", "logins", "mx", "verp", "hosts", NULL};
 	struct parse_ctx pc = {.file = file, .errs = errs};
 	struct route r;
 	const char *name;
@@ -503,6 +515,7 @@ static void parse_route(struct weir_config *cfg, config_setting_t *g, int i, con
 	r.rcpt_domains = member_list(&pc, g, "rcpt_domains", conv_domain, &r.nrcpt_domains);
 	r.logins = member_list(&pc, g, "logins", conv_login, &r.nlogins);
 	r.mx = member_bool(&pc, g, "mx", false, NULL);
+	parse_verp(&pc, g, &r);
 	parse_hosts(&pc, g, &r);
 	r.is_default = r.nsender_domains == 0 && r.nrcpt_domains == 0 && r.nlogins == 0;
 	/* a match list written wrong still makes it no default */
@@ -570,6 +583,11 @@ char *routes_format(const struct weir_config *cfg)
 		out = t;
 		if (r->mx) {
 			t = xasprintf("%s mx", out);
+			free(out);
+			out = t;
+		}
+		if (r->verp != NULL) {
+			t = xasprintf("%s verp=%s", out, r->verp);
 			free(out);
 			out = t;
 		}
@@ -704,12 +722,12 @@ unsigned long long routes_signature(const struct weir_config *cfg, const char *s
 
 /* routes_depend_on_rcpt - can the route (or the destination) of a
  * message depend on its recipient: some route matches recipient domains
- * or logins, or is mx */
+ * or logins, or is mx, or sends with VERP (a MAIL FROM per recipient) */
 bool routes_depend_on_rcpt(const struct weir_config *cfg)
 {
 	for (size_t i = 0; i < cfg->agent.nroutes; i++) {
 		const struct route *r = &cfg->agent.routes[i];
-		if (r->nrcpt_domains > 0 || r->nlogins > 0 || r->mx)
+		if (r->nrcpt_domains > 0 || r->nlogins > 0 || r->mx || r->verp != NULL)
 			return true;
 	}
 	return false;
@@ -720,6 +738,15 @@ bool routes_any_mx(const struct weir_config *cfg)
 {
 	for (size_t i = 0; i < cfg->agent.nroutes; i++)
 		if (cfg->agent.routes[i].mx)
+			return true;
+	return false;
+}
+
+/* routes_verp_in - is a route of signature sig a VERP route */
+bool routes_verp_in(const struct weir_config *cfg, unsigned long long sig)
+{
+	for (size_t i = 0; i < cfg->agent.nroutes; i++)
+		if (cfg->agent.routes[i].verp != NULL && (sig & (1ULL << (i < 63 ? i : 63))) != 0)
 			return true;
 	return false;
 }

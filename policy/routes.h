@@ -50,6 +50,8 @@ struct route {
 	char **rcpt_domains; size_t nrcpt_domains;
 	char **logins; size_t nlogins; /* globs */
 	bool mx; /* direct delivery to the recipient domain's MX hosts */
+	char *verp; /* VERP bounce domain (normalized), or NULL: MAIL FROM is then
+	             * bounce.verp_prefix+LOCAL=DOMAIN@verp, one recipient each */
 	struct route_host *hosts; size_t nhosts;
 	bool is_default; /* no match list */
 	const char *file; int line; /* where it was written */
@@ -103,5 +105,8 @@ unsigned long long routes_signature(const struct weir_config *cfg, const char *s
 bool routes_depend_on_rcpt(const struct weir_config *cfg);
 /* routes_any_mx - some route is mx */
 bool routes_any_mx(const struct weir_config *cfg);
+/* routes_verp_in - some route of signature sig (routes_signature) is a
+ * VERP route */
+bool routes_verp_in(const struct weir_config *cfg, unsigned long long sig);
 
 #endif

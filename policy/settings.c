@@ -23,12 +23,14 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "policy/address.h"
+#include "policy/bounce.h"
 #include "policy/config.h"
 #include "policy/dkim_keys.h"
 #include "policy/rate.h"
 #include "policy/routes.h"
 #include "policy/senders.h"
 #include "policy/throttle.h"
+#include "policy/webhook.h"
 
 #define OFF(field) offsetof(struct weir_config, field)
 #define NOLIMIT 0, 0
@@ -91,6 +93,21 @@ static int check_domain(const char *v, const char **err_r)
 
 	free(d);
 	return d ? 0 : -1;
+}
+
+/* check_verp_prefix - a dot-atom local part without '+' and '=' (the
+ * VERP separators) */
+static int check_verp_prefix(const char *v, const char **err_r)
+{
+	if (v[0] == '\0' || strlen(v) > 32 || v[0] == '.' || v[strlen(v) - 1] == '.')
+		goto bad;
+	for (const char *p = v; *p; p++)
+		if (!isalnum((unsigned char)*p) && strchr("-_.", *p) == NULL)
+			goto bad;
+	return 0;
+bad:
+	*err_r = "letters, digits, '-', '_' and '.' only (32 at most)";
+	return -1;
 }
 
 /* check_ip - an IP address (v4 or v6), no prefix */
@@ -524,6 +541,63 @@ const struct setting weir_settings[] = {
 	 "overrides; } ).",
 	 rate_limits_parse, rate_limits_format, rate_limits_free},
 
+	/* the suppression list (policy/suppress*.c) */
+	{"suppression.db", SETTING_STRING, OFF(suppression.db), "/var/lib/weir/suppression.db",
+	 NOLIMIT, NULL, NULL, 0, "SQLite file of the suppression list.", NULL, NULL, NULL},
+	{"suppression.soft_threshold", SETTING_INT, OFF(suppression.soft_threshold), "3", 1, 1000,
+	 NULL, NULL, 0, "Soft bounces within suppression.soft_window that suppress a recipient.",
+	 NULL, NULL, NULL},
+	{"suppression.soft_window", SETTING_DURATION, OFF(suppression.soft_window), "7d", 1,
+	 31622400, NULL, NULL, 0, "The window soft bounces are counted over.", NULL, NULL, NULL},
+	{"suppression.hard_expiry", SETTING_DURATION, OFF(suppression.hard_expiry), "365d", 0,
+	 315360000, NULL, NULL, 0, "How long a hard bounce suppresses; 0: for ever.", NULL, NULL,
+	 NULL},
+	{"suppression.soft_expiry", SETTING_DURATION, OFF(suppression.soft_expiry), "30d", 0,
+	 315360000, NULL, NULL, 0, "How long repeated soft bounces suppress; 0: for ever.", NULL,
+	 NULL, NULL},
+	{"suppression.complaint_expiry", SETTING_DURATION, OFF(suppression.complaint_expiry), "0",
+	 0, 315360000, NULL, NULL, 0,
+	 "How long a complaint suppresses (for the sender domain); 0: for ever.", NULL, NULL,
+	 NULL},
+	{"suppression.milter", SETTING_BOOL, OFF(suppression.milter), "true", NOLIMIT, NULL, NULL,
+	 0, "weir-milter refuses suppressed recipients of outgoing mail at RCPT.", NULL, NULL,
+	 NULL},
+	{"suppression.agent", SETTING_BOOL, OFF(suppression.agent), "true", NOLIMIT, NULL, NULL, 0,
+	 "weir-agent refuses suppressed recipients before relaying.", NULL, NULL, NULL},
+
+	/* bounce classification (policy/bounce*.c) */
+	{"bounce.rules", SETTING_STRING, OFF(bounce.rules), BOUNCE_RULES_DEFAULT, NOLIMIT, NULL,
+	 bounce_rules_check, 0,
+	 "The bounce classification rules file (reason, hard/soft by status, code and text).",
+	 NULL, NULL, NULL},
+	{"bounce.domains", SETTING_STRLIST, OFF(bounce.domains), "()", NOLIMIT, NULL, check_domain,
+	 0, "Recipient domains whose mail weir-agent takes in as bounces and complaints.", NULL,
+	 NULL, NULL},
+	{"bounce.verp_prefix", SETTING_STRING, OFF(bounce.verp_prefix), "bounces", NOLIMIT, NULL,
+	 check_verp_prefix, 0, "Local part prefix of VERP bounce addresses (PREFIX+rcpt=domain@).",
+	 NULL, NULL, NULL},
+	{"bounce.webhooks", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
+	 "URLs told of each bounce and complaint (signed JSON POSTs): ( { url; secret_file; "
+	 "events; } ).",
+	 webhooks_parse, webhooks_format, webhooks_free},
+	{"bounce.webhook_timeout", SETTING_DURATION, OFF(bounce.webhook_timeout), "10s", 1, 300,
+	 NULL, NULL, 0, "Longest one webhook POST may take; then it is retried.", NULL, NULL,
+	 NULL},
+	{"bounce.webhook_retries", SETTING_INT, OFF(bounce.webhook_retries), "8", 0, 100, NULL,
+	 NULL, 0,
+	 "Retries of a failed webhook POST (5s, doubling, at most 1h apart) before the event is "
+	 "dropped.",
+	 NULL, NULL, NULL},
+
+	/* the outcome log (policy/outcome.c) */
+	{"outcome.db", SETTING_STRING, OFF(outcome.db), "/var/lib/weir/outcome.db", NOLIMIT, NULL,
+	 NULL, 0, "SQLite file of the outcome log (and the webhook outbox); \"\": none.", NULL,
+	 NULL, NULL},
+	{"outcome.retention", SETTING_DURATION, OFF(outcome.retention), "30d", 3600, 315360000,
+	 NULL, NULL, 0, "How long outcome rows are kept.", NULL, NULL, NULL},
+	{"outcome.flush_interval", SETTING_DURATION, OFF(outcome.flush_interval), "1s", 1, 60, NULL,
+	 NULL, 0, "How often queued outcome rows are written (one transaction).", NULL, NULL, NULL},
+
 	/* weir-milter */
 	{"milter.socket", SETTING_STRING, OFF(milter.socket), "unix:/run/weir/milter.sock", NOLIMIT,
 	 NULL, check_milter_socket, 0,
@@ -747,6 +821,7 @@ void settings_compile(struct weir_config *cfg, struct config_errors *errs)
 	routes_compile(cfg, errs);
 	throttle_finish(cfg, errs);
 	credentials_load(cfg, errs);
+	webhooks_compile(cfg, errs);
 	check_key_owners(cfg, errs);
 	if (cfg->dkim.fallback_domain[0] != '\0' &&
 	    dkim_domain_find(cfg->dkim.domains, cfg->dkim.ndomains, cfg->dkim.fallback_domain) ==

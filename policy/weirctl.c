@@ -15,6 +15,12 @@
  *	route show	weir-agent's routes and the health of their hosts
  *			(agent.state_file)
  *	throttle show	weir-agent's throttle limiters (throttle.state_file)
+ *	bounce classify	failed recipients of bounce messages, with reasons
+ *	bounce intake	record one bounce or complaint read on standard input
+ *	outcome show	the outcome log (outcome.db)
+ *	bounce parse	everything read from one bounce message
+ *	suppression	list, add, remove, import or export the suppression
+ *			list (suppression.db)
  *	defaults	print every setting with its built-in default
  *	settings	print every setting with its value in weir.conf
  *	version		print the version
@@ -41,6 +47,9 @@
 #include "policy/rate_store.h"
 #include "policy/spf.h"
 #include "policy/throttle.h"
+#include "policy/weirctl_bounce.h"
+#include "policy/weirctl_outcome.h"
+#include "policy/weirctl_suppress.h"
 
 struct command {
 	const char *name;
@@ -603,6 +612,14 @@ static int cmd_throttle(const char *conf, int argc, char **argv)
 	return 2;
 }
 
+/* cmd_bounce - "bounce intake" (weirctl_intake.c), else weirctl_bounce.c */
+static int cmd_bounce(const char *conf, int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "intake") == 0)
+		return weirctl_bounce_intake(conf, argc - 1, argv + 1);
+	return weirctl_bounce(conf, argc, argv);
+}
+
 static const struct command commands[] = {
     {"check", cmd_check, "validate weir.conf"},
     {"keygen", cmd_keygen,
@@ -614,6 +631,15 @@ static const struct command commands[] = {
     {"rate", cmd_rate, "show [STATE_KEY] | reset STATE_KEY: rate limit state"},
     {"route", cmd_route, "show: weir-agent's routes and the health of their hosts"},
     {"throttle", cmd_throttle, "show: weir-agent's throttle limiters and their state"},
+    {"outcome", weirctl_outcome,
+     "show [--since DURATION] [--rcpt ADDRESS] [--result R] [--limit N] [--json]: "
+     "the outcome log"},
+    {"bounce", cmd_bounce,
+     "classify [--rules FILE] MESSAGE... | parse [--rules FILE] MESSAGE | intake "
+     "[--sender A] [--recipient A] < MESSAGE: read and record bounces"},
+    {"suppression", weirctl_suppression,
+     "list [--scope D] [--all] | add ADDRESS [--scope D] [--reason TEXT] [--expires DURATION] "
+     "| remove ADDRESS [--scope D] | import FILE.csv | export [FILE]: the suppression list"},
     {"defaults", cmd_defaults, "print every setting with its built-in default"},
     {"settings", cmd_settings, "print every setting as weir.conf sets it"},
     {"version", cmd_version, "print the version"},

@@ -91,11 +91,13 @@ void start_agent(struct env *e, const char *extra)
 
 	fprintf(f,
 		"user = \"nobody\";\nhostname = \"agent.test\";\nlog_level = \"debug\";\n%s\n"
+		"outcome = { db = \"%s/outcome.db\"; };\n"
+		"suppression = { db = \"%s/suppression.db\"; };\n"
 		"agent = {\n lmtp_listen = (\"inet:%d@127.0.0.1\");\n pid_file = \"\";\n"
 		" state_file = \"%s/state\";\n"
 		" smarthost = \"[127.0.0.1]:%d\";\n connect_timeout = \"2s\";\n"
 		" command_timeout = \"2s\";\n data_timeout = \"2s\";\n %s\n};\n",
-		top_extra, e->lmtp_port, e->dir, e->up_port, extra ? extra : "");
+		top_extra, e->dir, e->dir, e->lmtp_port, e->dir, e->up_port, extra ? extra : "");
 	fclose(f);
 	e->agent = fork();
 	if (e->agent == 0) {

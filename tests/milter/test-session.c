@@ -1,8 +1,8 @@
 /* test-session - weir-milter's stage logic driven without an MTA, through
  * a fake mlfi_io: identities, relay control, envelope sender, From and
  * Sender headers, spoofing, actions (reject, tempfail, hold, log,
- * dry-run), the per-message and per-decision log lines, and freeing on
- * every path */
+ * dry-run), the per-message and per-decision log lines, the suppression
+ * list at RCPT, and freeing on every path */
 #include "autoconf.h"
 
 #include <arpa/inet.h>
@@ -14,6 +14,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "milter/session.h"
+#include "policy/suppress.h"
 #include "tests/testlib.h"
 
 struct fake {
@@ -118,9 +119,15 @@ static struct weir_config *config(const char *extra)
 {
 	struct config_errors errs;
 	struct weir_config *cfg;
+	/* the suppression list only where a test gives one (no file in
+	 * /var/lib/weir from unit tests) */
+	const char *supp = strstr(extra, "suppression") == NULL
+				   ? "suppression = { milter = false; };\n"
+				   : "";
 	char *text = strncmp(extra, "senders", 7) == 0
-			     ? xasprintf("%s%s", base_conf, extra)
-			     : xasprintf("%ssenders = { %s };\n%s", base_conf, SENDER_MAP, extra);
+			     ? xasprintf("%s%s%s", base_conf, supp, extra)
+			     : xasprintf("%s%ssenders = { %s };\n%s", base_conf, supp, SENDER_MAP,
+					 extra);
 
 	config_errors_init(&errs);
 	cfg = config_load_string("t.conf", text, 0, &errs);
@@ -597,6 +604,108 @@ static void test_login_header(void)
 	test_end();
 }
 
+/* test_suppression - the suppression list at RCPT (suppression.c) */
+static void test_suppression(void)
+{
+	char dir[] = "/tmp/weir-test-session.XXXXXX", *conf, *dry, *err = NULL, *cmd;
+	struct suppress_entry e = {0};
+	struct weir_config *cfg;
+	struct suppress *s;
+	struct run r;
+
+	test_begin("suppression: a listed recipient of outgoing mail gets 550 5.1.1");
+	test_assert(mkdtemp(dir) != NULL);
+	conf = xasprintf("suppression = { db = \"%s/s.db\"; };\n", dir);
+	cfg = config(conf);
+	s = suppress_open(cfg, true, &err);
+	test_assert(s != NULL);
+	snprintf(e.address, sizeof(e.address), "Bob@Gone.example");
+	snprintf(e.reason, sizeof(e.reason), "userunknown");
+	snprintf(e.source, sizeof(e.source), "bounce");
+	e.hard = true;
+	e.created = 1795000000; /* 2026-11-18 */
+	test_assert(suppress_add(s, &e, &err) == 0);
+	test_assert(suppress_complaint(s, "dave@x.example", "example.com", "abuse", 1795000000,
+				       &err) == 1);
+	test_assert(suppress_add(s, &(struct suppress_entry){"bob@example.com", "", "manual",
+							     false, "manual", 1795000000, 0, 1},
+				 &err) == 0);
+	suppress_close(s);
+	config_unref(cfg);
+
+	start(&r, conf, "198.51.100.7", "alice");
+	test_assert(mail(&r, "<alice@example.com>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<bob@gone.example>") == MLFI_REJECT);
+	test_assert_str(r.f.reply, "550 5.1.1 <bob@gone.example>: suppressed since 2026-11-18: "
+				   "userunknown");
+	test_assert(logged("login=alice rule=suppression action=reject rcpt=<bob@gone.example> "
+			   "suppressed=userunknown suppressed_scope=global suppressed_source=bounce "
+			   "reply=\"550 5.1.1 <bob@gone.example>: suppressed since 2026-11-18: "
+			   "userunknown\""));
+	test_assert(rcpt(&r, "<carol@gone.example>") == MLFI_CONTINUE);
+	/* a complaint about mail from example.com: alice's domain */
+	test_assert(rcpt(&r, "<DAVE@x.example>") == MLFI_REJECT);
+	test_assert_str(r.f.reply, "550 5.1.1 <DAVE@x.example>: suppressed since 2026-11-18: "
+				   "complaint (abuse)");
+	test_assert(eom(&r, (const char *const[]){"From", "alice@example.com", NULL}) ==
+		    MLFI_CONTINUE);
+	test_assert(logged("rcpts=<carol@gone.example> nrcpt=1 decision=accept"));
+	session_close(r.c);
+	test_end();
+
+	test_begin("suppression: other senders' scopes, inbound mail, milter = false");
+	start(&r, conf, "192.0.2.10", NULL); /* trusted network, another domain */
+	test_assert(mail(&r, "<app@shop.example>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<dave@x.example>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<bob@gone.example>") == MLFI_REJECT);
+	session_close(r.c);
+	/* mail from outside to a local address is not outgoing: not checked */
+	start(&r, conf, "198.51.100.7", NULL);
+	test_assert(mail(&r, "<someone@outside.example>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<bob@example.com>") == MLFI_CONTINUE);
+	session_close(r.c);
+	free(conf);
+	conf = xasprintf("suppression = { db = \"%s/s.db\"; milter = false; };\n", dir);
+	start(&r, conf, "198.51.100.7", "alice");
+	test_assert(mail(&r, "<alice@example.com>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<bob@gone.example>") == MLFI_CONTINUE);
+	session_close(r.c);
+	test_end();
+
+	test_begin("suppression: dry_run logs the refusal and accepts");
+	dry = xasprintf("policy = { dry_run = true; };\nsuppression = { db = \"%s/s.db\"; };\n",
+			dir);
+	start(&r, dry, "198.51.100.7", "alice");
+	test_assert(mail(&r, "<alice@example.com>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<bob@gone.example>") == MLFI_CONTINUE);
+	test_assert(r.f.reply[0] == '\0');
+	test_assert(logged("rule=suppression action=reject rcpt=<bob@gone.example> "
+			   "suppressed=userunknown suppressed_scope=global suppressed_source=bounce "
+			   "dry_run=yes reply=\"would reject: 550 5.1.1 <bob@gone.example>: "
+			   "suppressed since 2026-11-18: userunknown\""));
+	session_close(r.c);
+	free(dry);
+	test_end();
+
+	test_begin("suppression: a list that cannot be opened accepts, and says so");
+	free(conf);
+	conf = xasprintf("suppression = { db = \"%s/missing/dir/s.db\"; };\n", dir);
+	start(&r, conf, "198.51.100.7", "alice");
+	test_assert(mail(&r, "<alice@example.com>") == MLFI_CONTINUE);
+	test_assert(rcpt(&r, "<bob@gone.example>") == MLFI_CONTINUE);
+	test_assert(logged("suppression list: "));
+	test_assert(logged("recipients are accepted without the check"));
+	nlines = 0;
+	test_assert(rcpt(&r, "<bob@gone.example>") == MLFI_CONTINUE);
+	test_assert(nlines == 0); /* not again within the minute */
+	session_close(r.c);
+	free(conf);
+	cmd = xasprintf("rm -rf '%s'", dir);
+	test_assert(system(cmd) == 0);
+	free(cmd);
+	test_end();
+}
+
 int main(void)
 {
 	log_open("test-session", true, "mail");
@@ -609,5 +718,6 @@ int main(void)
 	test_review_findings();
 	test_message_line();
 	test_login_header();
+	test_suppression();
 	return test_exit_status();
 }
