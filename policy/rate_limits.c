@@ -19,6 +19,7 @@
 #include "lib/xalloc.h"
 #include "policy/address.h"
 #include "policy/config.h"
+#include "policy/config_entry.h"
 #include "policy/rate.h"
 
 #define WHAT            "rate.limits"
@@ -42,32 +43,7 @@ static const struct {
     {"log", ACTION_LOG},
 };
 
-/* Where errors go: the file and the limit being parsed */
-struct parse_ctx {
-	const char *file;
-	const char *limit; /* its name, or "entry N" */
-	struct config_errors *errs;
-	bool bad;
-};
-
-#define report(pc, node, ...) report_at(pc, (int)config_setting_source_line(node), __VA_ARGS__)
-
-static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
-{
-	char *msg;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	config_errors_add(pc->errs, pc->file, line, WHAT ": %s: %s", pc->limit, msg ? msg : "?");
-	free(msg);
-	pc->bad = true;
-}
+#define report(pc, node, ...) config_entry_report(pc, node, __VA_ARGS__)
 
 int rate_parse_rate(const char *s, long long *n_r, long long *period_ms_r, const char **err_r)
 {
@@ -108,52 +84,16 @@ int rate_parse_rate(const char *s, long long *n_r, long long *period_ms_r, const
 	return 0;
 }
 
-/* member_string - the string value of member name of g; NULL when absent
- * (absent is not an error) or, reported, when it is not a string */
-static const char *member_string(struct parse_ctx *pc, config_setting_t *g, const char *name)
-{
-	config_setting_t *m = config_setting_get_member(g, name);
-
-	if (m == NULL)
-		return NULL;
-	if (config_setting_type(m) != CONFIG_TYPE_STRING) {
-		report(pc, m, "%s: expected a string", name);
-		return NULL;
-	}
-	return config_setting_get_string(m);
-}
-
-/* member_int - the integer member name of g within [min, max]: 1 and
- * *v_r, 0 when absent, -1 (reported) when bad */
-static int member_int(struct parse_ctx *pc, config_setting_t *g, const char *name, long long min,
-                      long long max, long long *v_r)
-{
-	config_setting_t *m = config_setting_get_member(g, name);
-	long long v;
-
-	if (m == NULL)
-		return 0;
-	if (config_setting_type(m) != CONFIG_TYPE_INT &&
-	    config_setting_type(m) != CONFIG_TYPE_INT64) {
-		report(pc, m, "%s: expected a number", name);
-		return -1;
-	}
-	v = config_setting_get_int64(m);
-	if (v < min || v > max) {
-		report(pc, m, "%s: out of range (%lld to %lld)", name, min, max);
-		return -1;
-	}
-	*v_r = v;
-	return 1;
-}
+/* member_int - config_entry_int */
+#define member_int config_entry_int
 
 /* member_rate - member name ("rate" or "quota") as N/PERIOD: 1, 0
  * when absent, -1 (reported) when bad */
-static int member_rate(struct parse_ctx *pc, config_setting_t *g, const char *name, long long *n_r,
+static int member_rate(struct config_entry_ctx *pc, config_setting_t *g, const char *name, long long *n_r,
                        long long *period_ms_r)
 {
 	config_setting_t *m = config_setting_get_member(g, name);
-	const char *v = member_string(pc, g, name), *err;
+	const char *v = config_entry_string(pc, g, name), *err;
 
 	if (m == NULL)
 		return 0;
@@ -167,10 +107,10 @@ static int member_rate(struct parse_ctx *pc, config_setting_t *g, const char *na
 }
 
 /* parse_key - "login", "client+rcpt_domain", ... */
-static void parse_key(struct parse_ctx *pc, config_setting_t *g, struct rate_limit *l)
+static void parse_key(struct config_entry_ctx *pc, config_setting_t *g, struct rate_limit *l)
 {
 	config_setting_t *m = config_setting_get_member(g, "key");
-	const char *v = member_string(pc, g, "key");
+	const char *v = config_entry_string(pc, g, "key");
 	char *copy, *tok, *save = NULL;
 
 	if (m == NULL) {
@@ -215,9 +155,9 @@ static bool has_part(const struct rate_limit *l, enum rate_key_part p)
 	return false;
 }
 
-static void parse_action(struct parse_ctx *pc, config_setting_t *g, struct rate_limit *l)
+static void parse_action(struct config_entry_ctx *pc, config_setting_t *g, struct rate_limit *l)
 {
-	const char *v = member_string(pc, g, "action");
+	const char *v = config_entry_string(pc, g, "action");
 
 	l->action = ACTION_TEMPFAIL;
 	if (v == NULL)
@@ -231,7 +171,7 @@ static void parse_action(struct parse_ctx *pc, config_setting_t *g, struct rate_
 	       "action: \"%s\": expected tempfail, reject, hold or log", v);
 }
 
-static void parse_identities(struct parse_ctx *pc, config_setting_t *g, struct rate_limit *l)
+static void parse_identities(struct config_entry_ctx *pc, config_setting_t *g, struct rate_limit *l)
 {
 	config_setting_t *m = config_setting_get_member(g, "identities");
 	int n;
@@ -268,7 +208,7 @@ static void parse_identities(struct parse_ctx *pc, config_setting_t *g, struct r
 }
 
 /* parse_prefixes - ipv4_prefix and ipv6_prefix, for keys with client */
-static void parse_prefixes(struct parse_ctx *pc, config_setting_t *g, struct rate_limit *l)
+static void parse_prefixes(struct config_entry_ctx *pc, config_setting_t *g, struct rate_limit *l)
 {
 	long long v4 = 32, v6 = 64;
 	int r4 = member_int(pc, g, "ipv4_prefix", 0, 32, &v4);
@@ -282,9 +222,9 @@ static void parse_prefixes(struct parse_ctx *pc, config_setting_t *g, struct rat
 }
 
 /* match_domain - an override's domain or rcpt_domain, normalized */
-static char *match_domain(struct parse_ctx *pc, config_setting_t *o, const char *name)
+static char *match_domain(struct config_entry_ctx *pc, config_setting_t *o, const char *name)
 {
-	const char *v = member_string(pc, o, name), *err;
+	const char *v = config_entry_string(pc, o, name), *err;
 	char *n;
 
 	if (v == NULL)
@@ -303,11 +243,11 @@ static char *match_domain(struct parse_ctx *pc, config_setting_t *o, const char 
 }
 
 /* parse_override_match - what an override applies to */
-static void parse_override_match(struct parse_ctx *pc, config_setting_t *o,
+static void parse_override_match(struct config_entry_ctx *pc, config_setting_t *o,
                                  const struct rate_limit *l, struct rate_override *ov)
 {
-	const char *login = member_string(pc, o, "login");
-	const char *net = member_string(pc, o, "network"), *err;
+	const char *login = config_entry_string(pc, o, "login");
+	const char *net = config_entry_string(pc, o, "network"), *err;
 
 	if (login != NULL) {
 		if (login[0] == '\0')
@@ -339,13 +279,13 @@ static void parse_override_match(struct parse_ctx *pc, config_setting_t *o,
 
 /* parse_override - one { login|domain|rcpt_domain|network; rate; burst;
  * quota; unlimited; } */
-static void parse_override(struct parse_ctx *pc, config_setting_t *o, const struct rate_limit *l,
+static void parse_override(struct config_entry_ctx *pc, config_setting_t *o, const struct rate_limit *l,
                            struct rate_override *ov)
 {
 	static const char *const keys[] = {"login", "domain", "rcpt_domain", "network", "rate",
 	                                   "burst", "quota",  "unlimited",   NULL};
 	config_setting_t *u = config_setting_get_member(o, "unlimited");
-	char *what = xasprintf(WHAT ": %s: overrides", pc->limit);
+	char *what = xasprintf(WHAT ": %s: overrides", pc->entry);
 	long long burst = 0;
 	int r;
 
@@ -376,7 +316,7 @@ static void parse_override(struct parse_ctx *pc, config_setting_t *o, const stru
 		report(pc, o, "overrides: burst without a rate (the limit has none)");
 }
 
-static void parse_overrides(struct parse_ctx *pc, config_setting_t *g, struct rate_limit *l)
+static void parse_overrides(struct config_entry_ctx *pc, config_setting_t *g, struct rate_limit *l)
 {
 	config_setting_t *m = config_setting_get_member(g, "overrides");
 
@@ -424,10 +364,10 @@ static bool valid_name(const char *v)
 }
 
 /* parse_name - name: [A-Za-z0-9_.-]+, unique among cfg's limits */
-static void parse_name(struct parse_ctx *pc, struct weir_config *cfg, config_setting_t *g,
+static void parse_name(struct config_entry_ctx *pc, struct weir_config *cfg, config_setting_t *g,
                        struct rate_limit *l)
 {
-	const char *v = member_string(pc, g, "name");
+	const char *v = config_entry_string(pc, g, "name");
 
 	if (config_setting_get_member(g, "name") == NULL) {
 		report(pc, g, "name is required");
@@ -442,14 +382,14 @@ static void parse_name(struct parse_ctx *pc, struct weir_config *cfg, config_set
 		return;
 	}
 	l->name = xstrdup(v);
-	pc->limit = l->name;
+	snprintf(pc->entry, sizeof(pc->entry), "%s", l->name);
 	if (rate_limit_find(cfg, v) != NULL)
 		report(pc, config_setting_get_member(g, "name"), "name given to two limits");
 }
 
-static void parse_count(struct parse_ctx *pc, config_setting_t *g, struct rate_limit *l)
+static void parse_count(struct config_entry_ctx *pc, config_setting_t *g, struct rate_limit *l)
 {
-	const char *v = member_string(pc, g, "count");
+	const char *v = config_entry_string(pc, g, "count");
 
 	if (v == NULL || strcmp(v, "messages") == 0)
 		return;
@@ -467,15 +407,14 @@ static void parse_limit(struct weir_config *cfg, config_setting_t *g, int index,
 	static const char *const keys[] = {"name",        "key",         "count",     "rate",
 	                                   "burst",       "quota",       "action",    "identities",
 	                                   "ipv4_prefix", "ipv6_prefix", "overrides", NULL};
-	char entry[32];
-	struct parse_ctx pc = {file, entry, errs, false};
+	struct config_entry_ctx pc = {.what = WHAT, .file = file, .errs = errs};
 	struct rate_limit l = {0};
 	char *what;
 	int r, q;
 
-	snprintf(entry, sizeof(entry), "entry %d", index + 1);
+	snprintf(pc.entry, sizeof(pc.entry), "entry %d", index + 1);
 	parse_name(&pc, cfg, g, &l);
-	what = xasprintf(WHAT ": %s", pc.limit);
+	what = xasprintf(WHAT ": %s", pc.entry);
 	if (!config_group_keys_ok(g, keys, what, file, errs))
 		pc.bad = true;
 	free(what);

@@ -26,6 +26,7 @@
 #include "lib/xalloc.h"
 #include "policy/address.h"
 #include "policy/config.h"
+#include "policy/config_entry.h"
 #include "policy/rate.h"
 #include "policy/routes.h"
 #include "policy/throttle.h"
@@ -35,84 +36,25 @@
 #define SESSIONS_MAX 100000
 #define MESSAGES_MAX 1000000
 
-/* Where errors go: the setting, the file and the entry being parsed */
-struct parse_ctx {
-	const char *what; /* "throttle.groups" */
-	const char *file;
-	char entry[NAME_MAX_LEN + 16]; /* its name, or "entry N" */
-	struct config_errors *errs;
-	bool bad;
-};
-
-#define report(pc, node, ...) report_at(pc, (int)config_setting_source_line(node), __VA_ARGS__)
-
-static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* report_at - one error "file:line: what: entry: text" */
-static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
-{
-	char *msg;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	if (pc->entry[0] != '\0')
-		config_errors_add(pc->errs, pc->file, line, "%s: %s: %s", pc->what, pc->entry,
-		                  msg ? msg : "?");
-	else
-		config_errors_add(pc->errs, pc->file, line, "%s: %s", pc->what, msg ? msg : "?");
-	free(msg);
-	pc->bad = true;
-}
-
-/* member_string - the string member name of g; NULL when absent or,
- * reported, when it is not a string */
-static const char *member_string(struct parse_ctx *pc, config_setting_t *g, const char *name)
-{
-	config_setting_t *m = config_setting_get_member(g, name);
-
-	if (m == NULL)
-		return NULL;
-	if (config_setting_type(m) != CONFIG_TYPE_STRING) {
-		report(pc, m, "%s: expected a string", name);
-		return NULL;
-	}
-	return config_setting_get_string(m);
-}
+#define report(pc, node, ...) config_entry_report(pc, node, __VA_ARGS__)
 
 /* member_int - the integer member name of g within [min, max]; def
  * when absent or wrong (reported) */
-static long long member_int(struct parse_ctx *pc, config_setting_t *g, const char *name,
+static long long member_int(struct config_entry_ctx *pc, config_setting_t *g, const char *name,
                             long long def, long long min, long long max)
 {
-	config_setting_t *m = config_setting_get_member(g, name);
 	long long v;
 
-	if (m == NULL)
-		return def;
-	if (config_setting_type(m) != CONFIG_TYPE_INT &&
-	    config_setting_type(m) != CONFIG_TYPE_INT64) {
-		report(pc, m, "%s: expected a number", name);
-		return def;
-	}
-	v = config_setting_get_int64(m);
-	if (v < min || v > max) {
-		report(pc, m, "%s: out of range (%lld to %lld)", name, min, max);
-		return def;
-	}
-	return v;
+	return config_entry_int(pc, g, name, min, max, &v) == 1 ? v : def;
 }
 
 /* parse_limits - the limit members of g into *lim (burst 1 when absent);
  * with_dest: also messages_per_session and recipients */
-static void parse_limits(struct parse_ctx *pc, config_setting_t *g, struct throttle_limits *lim,
+static void parse_limits(struct config_entry_ctx *pc, config_setting_t *g, struct throttle_limits *lim,
                          bool with_dest)
 {
 	config_setting_t *m = config_setting_get_member(g, "rate");
-	const char *v = member_string(pc, g, "rate"), *err;
+	const char *v = config_entry_string(pc, g, "rate"), *err;
 
 	memset(lim, 0, sizeof(*lim));
 	if (v != NULL && v[0] != '\0' && rate_parse_rate(v, &lim->n, &lim->period_ms, &err) < 0) {
@@ -145,9 +87,9 @@ static bool valid_name(const char *s)
 
 /* entry_name - the member key of g as the entry's name (reported when
  * absent or bad); NULL then */
-static const char *entry_name(struct parse_ctx *pc, config_setting_t *g, const char *key)
+static const char *entry_name(struct config_entry_ctx *pc, config_setting_t *g, const char *key)
 {
-	const char *name = member_string(pc, g, key);
+	const char *name = config_entry_string(pc, g, key);
 
 	if (name == NULL) {
 		if (config_setting_get_member(g, key) == NULL)
@@ -183,7 +125,7 @@ static char *norm_suffix(const char *s, const char **err_r)
 }
 
 /* member_list - a string or a list of strings, each through conv; *n_r */
-static char **member_list(struct parse_ctx *pc, config_setting_t *g, const char *name,
+static char **member_list(struct config_entry_ctx *pc, config_setting_t *g, const char *name,
                           char *(*conv)(const char *, const char **), size_t *n_r)
 {
 	config_setting_t *m = config_setting_get_member(g, name);
@@ -239,7 +181,7 @@ static bool expect_list(config_setting_t *node, const char *what, const char *fi
 
 /* start_entry - the checks every list entry begins with; false when g
  * is not a group */
-static bool start_entry(struct parse_ctx *pc, config_setting_t *g, int i, const char *const *keys)
+static bool start_entry(struct config_entry_ctx *pc, config_setting_t *g, int i, const char *const *keys)
 {
 	snprintf(pc->entry, sizeof(pc->entry), "entry %d", i + 1);
 	if (!config_setting_is_group(g)) {
@@ -257,7 +199,7 @@ void throttle_domains_parse(struct weir_config *cfg, void *node, const char *fil
 {
 	static const char *const keys[] = {
 	    "rate", "burst", "sessions", "messages_per_session", "recipients", NULL};
-	struct parse_ctx pc = {.what = "throttle.domains", .file = file, .errs = errs};
+	struct config_entry_ctx pc = {.what = "throttle.domains", .file = file, .errs = errs};
 	config_setting_t *g = node;
 
 	if (!config_setting_is_group(g)) {
@@ -307,7 +249,7 @@ static void parse_group(struct weir_config *cfg, config_setting_t *g, int i, con
 	static const char *const keys[] = {
 	    "name",       "domains", "mx", "rate", "burst", "sessions", "messages_per_session",
 	    "recipients", NULL};
-	struct parse_ctx pc = {.what = "throttle.groups", .file = file, .errs = errs};
+	struct config_entry_ctx pc = {.what = "throttle.groups", .file = file, .errs = errs};
 	struct throttle_config *tc = &cfg->throttle;
 	struct throttle_group gr;
 	const char *name;
@@ -397,7 +339,7 @@ void throttle_groups_free(struct weir_config *cfg)
 
 /* parse_named - one entry of throttle.routes (key "route") or
  * throttle.senders (key "domain") appended to *v */
-static void parse_named(struct parse_ctx *pc, config_setting_t *g, int i, const char *key,
+static void parse_named(struct config_entry_ctx *pc, config_setting_t *g, int i, const char *key,
                         struct throttle_named **v, size_t *n)
 {
 	static const char *const route_keys[] = {"route", "rate", "burst", "sessions", NULL};
@@ -414,7 +356,7 @@ static void parse_named(struct parse_ctx *pc, config_setting_t *g, int i, const 
 	if (is_route) {
 		if ((v_name = entry_name(pc, g, key)) != NULL)
 			name = xstrdup(v_name);
-	} else if ((v_name = member_string(pc, g, key)) == NULL) {
+	} else if ((v_name = config_entry_string(pc, g, key)) == NULL) {
 		if (config_setting_get_member(g, key) == NULL)
 			report(pc, g, "needs domain");
 	} else if ((name = norm_domain(v_name, &err)) == NULL) {
@@ -441,7 +383,7 @@ static void parse_named(struct parse_ctx *pc, config_setting_t *g, int i, const 
 void throttle_routes_parse(struct weir_config *cfg, void *node, const char *file,
                            struct config_errors *errs)
 {
-	struct parse_ctx pc = {.what = "throttle.routes", .file = file, .errs = errs};
+	struct config_entry_ctx pc = {.what = "throttle.routes", .file = file, .errs = errs};
 
 	if (!expect_list(node, pc.what, file, errs))
 		return;
@@ -453,7 +395,7 @@ void throttle_routes_parse(struct weir_config *cfg, void *node, const char *file
 void throttle_senders_parse(struct weir_config *cfg, void *node, const char *file,
                             struct config_errors *errs)
 {
-	struct parse_ctx pc = {.what = "throttle.senders", .file = file, .errs = errs};
+	struct config_entry_ctx pc = {.what = "throttle.senders", .file = file, .errs = errs};
 
 	if (!expect_list(node, pc.what, file, errs))
 		return;

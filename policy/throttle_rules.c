@@ -23,6 +23,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "policy/config.h"
+#include "policy/config_entry.h"
 #include "policy/routes.h"
 #include "policy/throttle.h"
 #include "policy/throttle_int.h"
@@ -57,33 +58,7 @@ static const struct default_rule {
      0},
 };
 
-/* Where errors go: the file and the rule being parsed */
-struct parse_ctx {
-	const char *file;
-	char rule[NAME_MAX_LEN + 16];
-	struct config_errors *errs;
-	bool bad;
-};
-
-#define report(pc, node, ...) report_at(pc, (int)config_setting_source_line(node), __VA_ARGS__)
-
-static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* report_at - one error "file:line: throttle.rules: rule: text" */
-static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
-{
-	char *msg;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	config_errors_add(pc->errs, pc->file, line, WHAT ": %s: %s", pc->rule, msg ? msg : "?");
-	free(msg);
-	pc->bad = true;
-}
+#define report(pc, node, ...) config_entry_report(pc, node, __VA_ARGS__)
 
 /* prefix_any - value begins with one of the "|"-separated prefixes */
 static bool prefix_any(const char *prefixes, const char *value)
@@ -144,7 +119,7 @@ static bool valid_prefixes(const char *s, bool dots, size_t maxlen)
 }
 
 /* member_prefixes - code or status, checked; NULL when absent or bad */
-static char *member_prefixes(struct parse_ctx *pc, config_setting_t *g, const char *name, bool dots)
+static char *member_prefixes(struct config_entry_ctx *pc, config_setting_t *g, const char *name, bool dots)
 {
 	config_setting_t *m = config_setting_get_member(g, name);
 	char num[24];
@@ -173,7 +148,7 @@ static char *member_prefixes(struct parse_ctx *pc, config_setting_t *g, const ch
 }
 
 /* compile_text - r->text into r->re; false with the error reported */
-static bool compile_text(struct parse_ctx *pc, config_setting_t *m, struct throttle_rule *r)
+static bool compile_text(struct config_entry_ctx *pc, config_setting_t *m, struct throttle_rule *r)
 {
 	char buf[256];
 	int rc = regcomp(&r->re, r->text, RE_FLAGS);
@@ -188,7 +163,7 @@ static bool compile_text(struct parse_ctx *pc, config_setting_t *m, struct throt
 }
 
 /* member_seconds - window or duration (number of seconds or "5m"), ms */
-static long long member_seconds(struct parse_ctx *pc, config_setting_t *g, const char *name,
+static long long member_seconds(struct config_entry_ctx *pc, config_setting_t *g, const char *name,
                                 long long def_s)
 {
 	config_setting_t *m = config_setting_get_member(g, name);
@@ -213,7 +188,7 @@ static long long member_seconds(struct parse_ctx *pc, config_setting_t *g, const
 }
 
 /* member_int - an integer member within [min, max]; def when absent */
-static int member_int(struct parse_ctx *pc, config_setting_t *g, const char *name, int def, int min,
+static int member_int(struct config_entry_ctx *pc, config_setting_t *g, const char *name, int def, int min,
                       int max)
 {
 	config_setting_t *m = config_setting_get_member(g, name);
@@ -235,7 +210,7 @@ static int member_int(struct parse_ctx *pc, config_setting_t *g, const char *nam
 }
 
 /* parse_action - action, factor and recover of rule r */
-static void parse_action(struct parse_ctx *pc, config_setting_t *g, struct throttle_rule *r)
+static void parse_action(struct config_entry_ctx *pc, config_setting_t *g, struct throttle_rule *r)
 {
 	config_setting_t *a = config_setting_get_member(g, "action");
 	config_setting_t *f = config_setting_get_member(g, "factor");
@@ -285,14 +260,14 @@ static void parse_rule(struct weir_config *cfg, config_setting_t *g, int i, cons
 	static const char *const keys[] = {"name",      "code",    "status", "text",
 	                                   "threshold", "window",  "action", "factor",
 	                                   "duration",  "recover", NULL};
-	struct parse_ctx pc = {.file = file, .errs = errs};
+	struct config_entry_ctx pc = {.what = WHAT, .file = file, .errs = errs};
 	struct throttle_config *tc = &cfg->throttle;
 	config_setting_t *m;
 	struct throttle_rule r;
 	const char *name;
 
 	memset(&r, 0, sizeof(r));
-	snprintf(pc.rule, sizeof(pc.rule), "entry %d", i + 1);
+	snprintf(pc.entry, sizeof(pc.entry), "entry %d", i + 1);
 	if (!config_setting_is_group(g)) {
 		report(&pc, g, "each rule is a group { name = ...; action = ...; }");
 		return;
@@ -307,7 +282,7 @@ static void parse_rule(struct weir_config *cfg, config_setting_t *g, int i, cons
 		report(&pc, m ? m : g,
 		       "needs a name: letters, digits, '_', '.' and '-' (64 at most)");
 	else
-		snprintf(pc.rule, sizeof(pc.rule), "%s", name);
+		snprintf(pc.entry, sizeof(pc.entry), "%s", name);
 	for (size_t k = 0; name != NULL && k < tc->nrules; k++)
 		if (strcmp(tc->rules[k].name, name) == 0)
 			report(&pc, g, "a second rule called %s", name);

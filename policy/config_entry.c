@@ -1,0 +1,62 @@
+/* config_entry - errors and typed members for list settings' parsers */
+#include "autoconf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "policy/config.h"
+#include "policy/config_entry.h"
+
+void config_entry_error(struct config_entry_ctx *pc, int line, const char *fmt, ...)
+{
+	char *msg;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (pc->entry[0] != '\0')
+		config_errors_add(pc->errs, pc->file, line, "%s: %s: %s", pc->what, pc->entry,
+		                  msg ? msg : "?");
+	else
+		config_errors_add(pc->errs, pc->file, line, "%s: %s", pc->what, msg ? msg : "?");
+	free(msg);
+	pc->bad = true;
+}
+
+const char *config_entry_string(struct config_entry_ctx *pc, config_setting_t *g,
+                                const char *name)
+{
+	config_setting_t *m = config_setting_get_member(g, name);
+
+	if (m == NULL)
+		return NULL;
+	if (config_setting_type(m) != CONFIG_TYPE_STRING) {
+		config_entry_report(pc, m, "%s: expected a string", name);
+		return NULL;
+	}
+	return config_setting_get_string(m);
+}
+
+int config_entry_int(struct config_entry_ctx *pc, config_setting_t *g, const char *name,
+                     long long min, long long max, long long *v_r)
+{
+	config_setting_t *m = config_setting_get_member(g, name);
+	long long v;
+
+	if (m == NULL)
+		return 0;
+	if (config_setting_type(m) != CONFIG_TYPE_INT && config_setting_type(m) != CONFIG_TYPE_INT64) {
+		config_entry_report(pc, m, "%s: expected a number", name);
+		return -1;
+	}
+	v = config_setting_get_int64(m);
+	if (v < min || v > max) {
+		config_entry_report(pc, m, "%s: out of range (%lld to %lld)", name, min, max);
+		return -1;
+	}
+	*v_r = v;
+	return 1;
+}
