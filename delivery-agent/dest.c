@@ -58,7 +58,7 @@ struct dest {
 	struct evbuffer *msg;
 	struct dest_work work;
 	bool dsn_dropped_logged;
-	bool retried; /* MAIL on a reused session was lost: once more, fresh */
+	bool retried;     /* MAIL on a reused session was lost: once more, fresh */
 	int max_messages; /* per session (throttle), 0: none */
 	char *mail_from;  /* VERP: the MAIL FROM address, else NULL */
 };

@@ -53,8 +53,10 @@ bool intake_rcpt(struct client *c)
 		return true;
 	}
 	if (!c->lmtp && has_kind(c, false)) {
-		client_reply(c, "452 4.5.3 <%s>: bounce intake and mail to relay go in separate "
-		             "transactions", addr);
+		client_reply(c,
+		             "452 4.5.3 <%s>: bounce intake and mail to relay go in separate "
+		             "transactions",
+		             addr);
 		c->busy = false;
 		return true;
 	}
@@ -146,8 +148,8 @@ void intake_data(struct client *c)
 		free(rc->line);
 		rc->code = code;
 		/* LMTP: each recipient's line names it */
-		rc->line = c->lmtp ? xasprintf("%.9s <%s>: %s", line, rc->addr, line + 10)
-		                   : xstrdup(line);
+		rc->line =
+		    c->lmtp ? xasprintf("%.9s <%s>: %s", line, rc->addr, line + 10) : xstrdup(line);
 	}
 	free(line);
 }

@@ -223,8 +223,8 @@ static int parse_reply(const char *s, char *status, size_t size, const char **te
 	if (*s == ' ' || *s == '-')
 		s++;
 	n = strspn(s, "0123456789.");
-	if (n >= 5 && n < size && (s[n] == ' ' || s[n] == '\0') && s[0] == (char)('0' + code / 100) &&
-	    s[1] == '.') {
+	if (n >= 5 && n < size && (s[n] == ' ' || s[n] == '\0') &&
+	    s[0] == (char)('0' + code / 100) && s[1] == '.') {
 		memcpy(status, s, n);
 		status[n] = '\0';
 		s += n;
@@ -314,7 +314,8 @@ bool record_suppressed(struct client *c)
 		return false;
 	st = state_of(c->cfg);
 	if ((s = record_store(c->cfg, &err)) != NULL)
-		rc = suppress_lookup(s, rcpt, c->txn.sender_domain, (long long)time(NULL), &e, &err);
+		rc =
+		    suppress_lookup(s, rcpt, c->txn.sender_domain, (long long)time(NULL), &e, &err);
 	else
 		rc = -1;
 	if (rc < 0) {

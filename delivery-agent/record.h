@@ -24,8 +24,7 @@ void record_prepare(const struct weir_config *cfg, uid_t uid, gid_t gid);
  * failure is logged; the agent relays without them) */
 void record_start(struct agent *a, const struct weir_config *cfg);
 /* record_reload - a new configuration: reopen what changed */
-void record_reload(struct agent *a, const struct weir_config *old,
-                   const struct weir_config *cfg);
+void record_reload(struct agent *a, const struct weir_config *old, const struct weir_config *cfg);
 /* record_stop - write what is queued, stop the webhook thread */
 void record_stop(struct agent *a);
 

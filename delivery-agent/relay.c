@@ -425,8 +425,7 @@ static void rcpt_provisional(struct client *c, const char *rdom, bool admitted)
 		sig = routes_signature(c->cfg, t->sender_domain, rdom);
 		sd = routes_any_mx(c->cfg) ? rdom : NULL;
 		if (t->nrcpts > 0 && t->from[0] != '\0' && routes_verp_in(c->cfg, sig | t->sig)) {
-			client_reply(c,
-			             "452 4.5.3 <%s>: VERP route: one recipient per transaction",
+			client_reply(c, "452 4.5.3 <%s>: VERP route: one recipient per transaction",
 			             c->pending_rcpt.addr);
 			c->busy = false;
 			return;
@@ -503,8 +502,10 @@ static void rcpt_route(struct client *c, bool admitted)
 		c->busy = false;
 		return;
 	} else if (!c->lmtp && t->ndests > 0 && verp_applies(c, r)) {
-		client_reply(c, "452 4.5.3 <%s>: route %s sends with VERP: one recipient per "
-		             "transaction", c->pending_rcpt.addr, r->name);
+		client_reply(c,
+		             "452 4.5.3 <%s>: route %s sends with VERP: one recipient per "
+		             "transaction",
+		             c->pending_rcpt.addr, r->name);
 		free(rdom);
 		c->busy = false;
 		return;
@@ -549,8 +550,10 @@ void relay_rcpt(struct client *c)
 	if (intake_rcpt(c))
 		return;
 	if (!c->lmtp && intake_in_txn(c)) {
-		client_reply(c, "452 4.5.3 <%s>: bounce intake and mail to relay go in separate "
-		             "transactions", c->pending_rcpt.addr);
+		client_reply(c,
+		             "452 4.5.3 <%s>: bounce intake and mail to relay go in separate "
+		             "transactions",
+		             c->pending_rcpt.addr);
 		c->busy = false;
 		return;
 	}

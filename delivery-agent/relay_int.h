@@ -14,7 +14,9 @@ struct txn;
 
 /* relay_status_of - the log's status for a reply code: sent, deferred, bounced */
 const char *relay_status_of(int code);
-/* relay_log_line - one log line for a recipient (or the transaction: rcpt NULL) */
+/* relay_log_line - one log line for a recipient (or the transaction: rcpt
+ * NULL); for a recipient also its outcome row (record.c): call it once
+ * per answer the MTA gets about a recipient */
 void relay_log_line(struct client *c, const char *rcpt, const struct dest *d, const char *status,
                     const char *reply);
 /* relay_outcome - the line for the client from an upstream reply (ok when

@@ -43,8 +43,7 @@ static int check(int fd, const char *path, const char *owner, size_t max, struct
 	return 0;
 }
 
-char *secret_file_read(const char *path, const char *owner, size_t max, size_t *len_r,
-                       char **err_r)
+char *secret_file_read(const char *path, const char *owner, size_t max, size_t *len_r, char **err_r)
 {
 	struct stat st;
 	char *buf;

@@ -12,6 +12,7 @@
 
 #include "lib/log.h"
 #include "lib/xalloc.h"
+#include "milter/metrics.h"
 #include "milter/session.h"
 
 /* Most recipients named in the per-message log line; the count is
@@ -100,13 +101,17 @@ enum mlfi_status decide_action(struct conn *c, const struct mlfi_io *io, const c
 		switch (action) {
 		case ACTION_REJECT:
 		case ACTION_TEMPFAIL:
+			if (c->msg != NULL)
+				c->msg->refused_by = mm_reason(rule);
 			if (io->setreply(io->handle, temp ? "451" : "550", esc, text) < 0)
 				log_warning("conn=%lu could not set the reply text", c->id);
 			st = temp ? MLFI_TEMPFAIL : MLFI_REJECT;
 			break;
 		case ACTION_HOLD:
-			if (c->msg != NULL && c->msg->hold == NULL)
+			if (c->msg != NULL && c->msg->hold == NULL) {
 				c->msg->hold = xasprintf("weir %s: %s", rule, text);
+				c->msg->held_by = mm_reason(rule);
+			}
 			break;
 		case ACTION_ACCEPT:
 		case ACTION_LOG:
@@ -115,6 +120,21 @@ enum mlfi_status decide_action(struct conn *c, const struct mlfi_io *io, const c
 	}
 	free(reply);
 	return st;
+}
+
+/* count_message - the message's decision in weir_milter_messages_total;
+ * a transaction the client gave up ("none") is not a decision */
+static void count_message(const struct msg *m, const char *decision)
+{
+	const char *reason = "none";
+
+	if (strcmp(decision, "none") == 0)
+		return;
+	if (strcmp(decision, "hold") == 0)
+		reason = m->held_by ? m->held_by : "other";
+	else if (strcmp(decision, "accept") != 0)
+		reason = m->refused_by ? m->refused_by : "other";
+	mm_message(decision, reason);
 }
 
 void log_message(struct conn *c, const char *decision, const char *reason, const char *extra)
@@ -151,4 +171,5 @@ void log_message(struct conn *c, const char *decision, const char *reason, const
 	log_info("%s", kv_str(&kv));
 	kv_free(&kv);
 	free(list);
+	count_message(m, decision);
 }

@@ -24,6 +24,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "milter/dkim.h"
+#include "milter/metrics.h"
 #include "milter/session.h"
 #include "milter/state.h"
 #include "policy/address.h"
@@ -518,6 +519,7 @@ enum mlfi_status dkim_msg_finish(struct conn *c, const struct mlfi_io *io, struc
 	if (d->nsign > 0)
 		signed_n = finish_signing(c, io, m, d, selectors, sizeof(selectors));
 	if (signed_n > 0) {
+		mm_dkim_signed();
 		kv_add(kv, "dkim", "signed");
 		kv_add(kv, "d", d->sign_domain);
 		kv_add(kv, "s", selectors);

@@ -22,11 +22,14 @@
  *
  * SECURITY
  *	Started as root, weir-milter opens its socket, writes its pid file,
- *	then becomes the configured user for good before it serves anyone.
+ *	and the metrics endpoint (so that either may use a port below
+ *	1024), then becomes the configured user for good before it serves
+ *	anyone; the endpoint's thread is the process's and drops with it.
  *
  * CONFIGURATION PARAMETERS
  *	user, hostname, log_facility, log_level, milter.socket,
- *	milter.socket_mode, milter.pid_file, milter.timeout; the policy
+ *	milter.socket_mode, milter.pid_file, milter.timeout,
+ *	milter.metrics_listen (Prometheus /metrics over HTTP); the policy
  *	groups (policy, senders, spf, dkim, rate); suppression.milter and
  *	suppression.db (recipients refused at RCPT).
  */
@@ -46,6 +49,7 @@
 #include "lib/endpoint.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
+#include "milter/metrics.h"
 #include "milter/mlfi.h"
 #include "milter/session.h"
 #include "policy/config.h"
@@ -81,8 +85,10 @@ static void reload(void)
 		return;
 	}
 	if (strcmp(old->milter.socket, cfg->milter.socket) != 0 ||
+	    strcmp(old->milter.metrics_listen, cfg->milter.metrics_listen) != 0 ||
 	    strcmp(old->user, cfg->user) != 0)
-		log_warning("reload: milter.socket and user take effect only after a restart");
+		log_warning("reload: milter.socket, milter.metrics_listen and user take effect "
+			    "only after a restart");
 	log_set_level((enum log_level)cfg->log_level);
 	config_set_current(cfg);
 	log_info("reload: configuration %s loaded", config_path);
@@ -158,6 +164,8 @@ static void write_pid_file(const struct weir_config *cfg)
 	preflight_prepare_store(cfg, uid, gid); /* still root: the SPF preflight's directory */
 	if (cfg->rate.backend == RATE_BACKEND_MEMORY && cfg->rate.nlimits > 0)
 		daemon_prepare_db(cfg->rate.state_db, uid, gid, "rate state");
+	if (cfg->rate.nlimits > 0) /* rate hits for weirctl report */
+		daemon_prepare_db(cfg->outcome.db, uid, gid, "outcome log");
 	if (cfg->suppression.milter)
 		suppress_prepare_db(cfg, uid, gid);
 	if (cfg->milter.pid_file[0] == '\0')
@@ -227,7 +235,9 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	write_pid_file(cfg);
+	milter_metrics_init();
 	open_socket(cfg);
+	milter_metrics_listen(cfg); /* with every signal above blocked in its thread */
 	become_user(cfg);
 	log_info("starting socket=%s user=%s config=%s", cfg->milter.socket,
 		 geteuid() == 0 ? "root" : cfg->user, config_path);
@@ -241,6 +251,7 @@ int main(int argc, char **argv)
 	rc = smfi_main();
 	log_info("stopping");
 	rate_stage_shutdown(); /* the last counts reach rate.state_db */
+	milter_metrics_stop();
 
 	stopping = 1;
 	pthread_kill(sigthread, SIGUSR1);

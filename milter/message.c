@@ -11,6 +11,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "milter/dkim.h"
+#include "milter/metrics.h"
 #include "milter/session.h"
 #include "policy/address.h"
 #include "policy/mailbox.h"
@@ -354,9 +355,10 @@ enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io)
 		add_auth_headers(c, io, m, dkim_ar, &kv);
 	free(dkim_ar);
 	login_header(c, io, m);
-	if (st == MLFI_TEMPFAIL)
+	if (st == MLFI_TEMPFAIL) {
 		decision = "tempfail";
-	else if (m->hold != NULL) {
+		m->refused_by = mm_reason("dkim"); /* the only check at EOM that refuses */
+	} else if (m->hold != NULL) {
 		if (io->quarantine(io->handle, m->hold) == 0) {
 			decision = "hold";
 		} else {
@@ -365,6 +367,7 @@ enum mlfi_status session_eom(struct conn *c, const struct mlfi_io *io)
 			io->setreply(io->handle, "451", "4.3.0",
 				     "weir-milter could not hold the message, try again later");
 			decision = "tempfail";
+			m->refused_by = mm_reason("internal");
 			st = MLFI_TEMPFAIL;
 		}
 	}

@@ -3,7 +3,8 @@
  * This is the only file that includes libmilter/mfapi.h besides main.c.
  * libmilter runs each connection's callbacks in one thread at a time, but
  * different connections in parallel: all shared state lives in the
- * configuration (immutable, reference counted) and in thread-safe logs. */
+ * configuration (immutable, reference counted) and in thread-safe logs.
+ * Each stage's time is observed here (milter/metrics.c). */
 #include "autoconf.h"
 
 #include <libmilter/mfapi.h>
@@ -12,6 +13,7 @@
 
 #include "lib/log.h"
 #include "milter/mlfi.h"
+#include "milter/metrics.h"
 #include "milter/session.h"
 
 static const char *io_getsymval(void *h, const char *name)
@@ -118,6 +120,7 @@ static sfsistat mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 
 static sfsistat mlfi_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
+	double start = mm_now();
 	struct weir_config *cfg = config_current();
 	struct conn *c;
 
@@ -129,6 +132,7 @@ static sfsistat mlfi_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 		session_close(c);
 		return tempfail_no_context(ctx, "connect");
 	}
+	mm_stage("connect", start);
 	return SMFIS_CONTINUE;
 }
 
@@ -147,20 +151,28 @@ static sfsistat mlfi_envfrom(SMFICTX *ctx, char **argv)
 {
 	struct conn *c = smfi_getpriv(ctx);
 	struct mlfi_io io = io_for(ctx);
+	double start = mm_now();
+	sfsistat st;
 
 	if (c == NULL || c->cfg == NULL)
 		return tempfail_no_context(ctx, "mail");
-	return to_sfsistat(session_mail(c, &io, argv));
+	st = to_sfsistat(session_mail(c, &io, argv));
+	mm_stage("mail", start);
+	return st;
 }
 
 static sfsistat mlfi_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct conn *c = smfi_getpriv(ctx);
 	struct mlfi_io io = io_for(ctx);
+	double start = mm_now();
+	sfsistat st;
 
 	if (c == NULL || c->cfg == NULL)
 		return tempfail_no_context(ctx, "rcpt");
-	return to_sfsistat(session_rcpt(c, &io, argv));
+	st = to_sfsistat(session_rcpt(c, &io, argv));
+	mm_stage("rcpt", start);
+	return st;
 }
 
 static sfsistat mlfi_header(SMFICTX *ctx, char *name, char *value)
@@ -197,10 +209,14 @@ static sfsistat mlfi_eom(SMFICTX *ctx)
 {
 	struct conn *c = smfi_getpriv(ctx);
 	struct mlfi_io io = io_for(ctx);
+	double start = mm_now();
+	sfsistat st;
 
 	if (c == NULL || c->cfg == NULL)
 		return tempfail_no_context(ctx, "end of message");
-	return to_sfsistat(session_eom(c, &io));
+	st = to_sfsistat(session_eom(c, &io));
+	mm_stage("eom", start);
+	return st;
 }
 
 static sfsistat mlfi_abort(SMFICTX *ctx)

@@ -9,6 +9,9 @@
  * (550 5.7.1), hold (the message goes to the MTA's hold queue at its
  * end; the charge is made anyway) or log.
  *
+ * Every denial is counted (weir_milter_rate_limited_total) and recorded
+ * for weirctl report (policy/rate_hits.c: login, else client address).
+ *
  * The store is process-wide (counters outlive a reload): opened on first
  * use, reconfigured when a message arrives under a new configuration,
  * closed (flushed) by rate_stage_shutdown. */
@@ -23,8 +26,10 @@
 
 #include "lib/log.h"
 #include "lib/xalloc.h"
+#include "milter/metrics.h"
 #include "milter/session.h"
 #include "policy/rate.h"
+#include "policy/rate_hits.h"
 #include "policy/rate_store.h"
 
 static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -79,6 +84,7 @@ void rate_stage_shutdown(void)
 	store_cfg = NULL;
 	store_shut = true;
 	pthread_mutex_unlock(&store_lock);
+	rate_hits_close();
 }
 
 static unsigned identity_class(enum identity id)
@@ -170,6 +176,10 @@ static enum mlfi_status charge(struct conn *c, const struct mlfi_io *io, struct 
 	}
 	it = &items[v.denied < n ? v.denied : 0];
 	action = it->action;
+	/* a hit, whatever the action: for the metrics and weirctl report */
+	mm_rate_limited(it->limit_name);
+	rate_hits_record(c->cfg, c->msg->login ? c->msg->login : c->client_addr, it->limit_name,
+			 rate_now_ms());
 	snprintf(value, sizeof(value), "%s", rate_item_value(it));
 	secs = (v.retry_after_ms + 999) / 1000;
 	if (v.quota) {

@@ -63,6 +63,10 @@ struct msg {
 	char *sender_hdr[MSG_MAX_HEADERS];
 	size_t n_sender_hdr;
 	char *hold; /* reason, when a rule's action is hold */
+	/* the metrics' reason label (milter/metrics.h, static strings): the
+	 * last check that refused (reject, tempfail) and the first that held */
+	const char *refused_by;
+	const char *held_by;
 	bool from_ok; /* the From header passed rule 3 (not merely logged) */
 	struct header *headers; /* every header, in order, for DKIM */
 	size_t nheaders;

@@ -24,6 +24,7 @@
 #include "lib/cidr.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
+#include "milter/metrics.h"
 #include "milter/session.h"
 #include "milter/state.h"
 #include "policy/address.h"
@@ -217,6 +218,7 @@ static enum mlfi_status inbound(struct conn *c, const struct mlfi_io *io, const 
 	}
 	/* The null sender's identity is the HELO name: one check serves */
 	run(c, ip, null ? NULL : sender, &o);
+	mm_spf_result(o.result_name); /* the MAIL FROM identity's (HELO's for <>) */
 	record(c, &o, ip, null ? NULL : sender, null ? "helo" : "mailfrom", &kv);
 	worst = &o;
 	action = action_of(c->cfg, o.result);

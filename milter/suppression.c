@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "lib/log.h"
+#include "milter/metrics.h"
 #include "milter/session.h"
 #include "milter/state.h"
 #include "policy/suppress.h"
@@ -81,6 +82,7 @@ enum mlfi_status suppression_rcpt(struct conn *c, const struct mlfi_io *io, cons
 	}
 	if (rc == 0)
 		return MLFI_CONTINUE;
+	mm_suppressed();
 	suppress_reply_text(&e, rcpt, text, sizeof(text));
 	kv_init(&kv);
 	kv_addf(&kv, "rcpt", "<%s>", rcpt);

@@ -174,6 +174,7 @@ struct weir_config {
 		long socket_mode;
 		long timeout;
 		char *login_header;
+		char *metrics_listen; /* HOST:PORT of /metrics; "" off */
 	} milter;
 
 	struct {

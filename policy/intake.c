@@ -98,7 +98,7 @@ static size_t collect(const struct intake_env *env, const struct bounce_report *
 	char verp[ADDR_MAX + 1];
 	bool have_verp = env_rcpt != NULL && bounce_verp_decode(env_rcpt, verp, sizeof(verp)) &&
 	                 usable(verp, verp, sizeof(verp));
-	const char *src = rep->kind == BOUNCE_DSN ? "dsn"
+	const char *src = rep->kind == BOUNCE_DSN    ? "dsn"
 	                  : rep->kind == BOUNCE_TEXT ? "text"
 	                                             : "arf";
 	struct item *v = xcalloc(rep->nrcpts + 1, sizeof(*v));
@@ -139,8 +139,7 @@ static size_t collect(const struct intake_env *env, const struct bounce_report *
 
 /* record_store - the suppression list's word on each item */
 static int record_store(const struct intake_env *env, const struct bounce_report *rep,
-                        const char *scope, struct item *v, size_t n, long long now,
-                        char **err_r)
+                        const char *scope, struct item *v, size_t n, long long now, char **err_r)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct item *it = &v[i];
@@ -148,11 +147,11 @@ static int record_store(const struct intake_env *env, const struct bounce_report
 			it->suppressed = suppress_complaint(env->store, it->addr, scope,
 			                                    rep->feedback_type, now, err_r);
 		else if (it->hard)
-			it->suppressed = suppress_hard_bounce(env->store, it->addr, it->reason, now,
-			                                      err_r);
+			it->suppressed =
+			    suppress_hard_bounce(env->store, it->addr, it->reason, now, err_r);
 		else
-			it->suppressed = suppress_soft_bounce(env->store, it->addr, it->reason, now,
-			                                      err_r);
+			it->suppressed =
+			    suppress_soft_bounce(env->store, it->addr, it->reason, now, err_r);
 		if (it->suppressed < 0)
 			return -1;
 	}
@@ -212,8 +211,8 @@ static void event_id(char *buf, size_t size)
 }
 
 /* event_json - the webhook event of one item; caller frees */
-static char *event_json(const struct bounce_report *rep, const struct item *it,
-                        const char *scope, long long now)
+static char *event_json(const struct bounce_report *rep, const struct item *it, const char *scope,
+                        long long now)
 {
 	struct strbuf b = {0};
 	char id[33] = "", when[32];
@@ -249,8 +248,8 @@ static char *event_json(const struct bounce_report *rep, const struct item *it,
 	return strbuf_take(&b);
 }
 
-int intake_message(const struct intake_env *env, const char *msg, size_t len,
-                   const char *env_rcpt, struct intake_result *res, char **err_r)
+int intake_message(const struct intake_env *env, const char *msg, size_t len, const char *env_rcpt,
+                   struct intake_result *res, char **err_r)
 {
 	struct bounce_report rep;
 	struct timespec ts;
@@ -283,8 +282,9 @@ int intake_message(const struct intake_env *env, const char *msg, size_t len,
 		res->recorded++;
 		if (v[i].suppressed == 1)
 			res->suppressed++;
-		log_info("bounce intake: kind=%s to=<%s> reason=%s %s%s%s%s", intake_kind_name(rep.kind),
-		         v[i].addr, v[i].reason, rep.kind == BOUNCE_COMPLAINT ? "scope=" : "",
+		log_info("bounce intake: kind=%s to=<%s> reason=%s %s%s%s%s",
+		         intake_kind_name(rep.kind), v[i].addr, v[i].reason,
+		         rep.kind == BOUNCE_COMPLAINT ? "scope=" : "",
 		         rep.kind == BOUNCE_COMPLAINT ? (scope ? scope : "global") : "",
 		         rep.kind == BOUNCE_COMPLAINT ? " " : (v[i].hard ? "hard " : "soft "),
 		         v[i].suppressed == 1 ? "suppressed" : "counted");

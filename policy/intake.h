@@ -37,8 +37,8 @@ struct intake_result {
  * (also for a message that is no bounce: nothing is recorded then), -1
  * with *err_r (caller frees) when a store failed: the caller answers
  * with a temporary failure so that the message comes again. */
-int intake_message(const struct intake_env *env, const char *msg, size_t len,
-                   const char *env_rcpt, struct intake_result *res, char **err_r);
+int intake_message(const struct intake_env *env, const char *msg, size_t len, const char *env_rcpt,
+                   struct intake_result *res, char **err_r);
 
 /* intake_kind_name - "dsn", "text", "complaint", "autoreply", "none" */
 const char *intake_kind_name(enum bounce_kind kind);

@@ -34,12 +34,12 @@
 #include "policy/config.h"
 #include "policy/outcome.h"
 
-#define BUSY_MS          5000
-#define READER_BUSY_MS   2000
-#define QUEUE_MAX        50000          /* rows held in memory at most */
-#define EXPIRE_EVERY_MS  (3600 * 1000LL) /* retention check */
-#define DROP_WARN_MS     (60 * 1000LL)   /* one drop warning a minute */
-#define NSTR             10              /* strings of a row */
+#define BUSY_MS         5000
+#define READER_BUSY_MS  2000
+#define QUEUE_MAX       50000           /* rows held in memory at most */
+#define EXPIRE_EVERY_MS (3600 * 1000LL) /* retention check */
+#define DROP_WARN_MS    (60 * 1000LL)   /* one drop warning a minute */
+#define NSTR            10              /* strings of a row */
 
 struct outcome_log {
 	sqlite3 *db;
@@ -159,8 +159,7 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
 }
 
 /* write_rows - one transaction; the caller holds db_lock */
-static int write_rows(struct outcome_log *o, const struct outcome_rec *r, size_t n,
-                      char **err_r)
+static int write_rows(struct outcome_log *o, const struct outcome_rec *r, size_t n, char **err_r)
 {
 	const char *what = "BEGIN";
 
@@ -448,6 +447,9 @@ void outcome_close(struct outcome_log *o)
 		log_error("outcome log: %s; %zu rows lost at exit", err, o->n);
 		free(err);
 	}
+	if (o->dropped > 0)
+		log_warning("outcome log %s: %lu more rows dropped (queue full)", o->path,
+		            o->dropped);
 	free_log(o);
 }
 
@@ -489,7 +491,8 @@ int outcome_query(const struct weir_config *cfg, const struct outcome_filter *f,
 	}
 	if (access(path, F_OK) < 0) {
 		*err_r = xasprintf("%s: %s (nothing recorded yet, or outcome.db names another "
-		                   "file)", path, strerror(errno));
+		                   "file)",
+		                   path, strerror(errno));
 		return -1;
 	}
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {

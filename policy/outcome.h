@@ -16,27 +16,27 @@ struct outcome_log;
 enum outcome_result {
 	OUTCOME_DELIVERED,
 	OUTCOME_DEFERRED,
-	OUTCOME_BOUNCED,   /* refused with 5xx at relay time, or a bounce came back */
-	OUTCOME_COMPLAINT, /* an ARF complaint came back */
+	OUTCOME_BOUNCED,    /* refused with 5xx at relay time, or a bounce came back */
+	OUTCOME_COMPLAINT,  /* an ARF complaint came back */
 	OUTCOME_SUPPRESSED, /* refused because the recipient is suppressed */
 };
 
 /* One row. Strings are borrowed for the call (copied). */
 struct outcome_rec {
-	long long time_ms;   /* wall clock */
+	long long time_ms;    /* wall clock */
 	const char *queue_id; /* the MTA's queue id when known, else NULL */
 	const char *sender;
-	const char *login;   /* or NULL */
+	const char *login; /* or NULL */
 	const char *recipient;
-	const char *route;   /* or NULL */
+	const char *route;    /* or NULL */
 	const char *upstream; /* "host[ip]:port" or NULL */
-	int code;            /* reply code, 0 when none */
-	const char *status;  /* enhanced status or NULL */
-	const char *reply;   /* the reply text (one line) or NULL */
-	const char *reason;  /* classification (bounce.h) or NULL */
+	int code;             /* reply code, 0 when none */
+	const char *status;   /* enhanced status or NULL */
+	const char *reply;    /* the reply text (one line) or NULL */
+	const char *reason;   /* classification (bounce.h) or NULL */
 	bool hard;
 	enum outcome_result result;
-	const char *source;  /* "relay", "bounce", "complaint", "intake" */
+	const char *source; /* "relay", "bounce", "complaint", "intake" */
 };
 
 /* outcome_open - the writer (create the file and schema); NULL with *err_r */

@@ -547,11 +547,6 @@ void preflight_prepare_store(const struct weir_config *cfg, uid_t uid, gid_t gid
 	daemon_prepare_db(cfg->spf.preflight_db, uid, gid, "spf preflight store");
 }
 
-/* One row of the store, for the report */
-struct row {
-	char *domain, *result, *egress, *reason;
-	long long count, first, last;
-};
 
 static char *column_dup(sqlite3_stmt *st, int col)
 {
@@ -561,13 +556,13 @@ static char *column_dup(sqlite3_stmt *st, int col)
 }
 
 /* read_rows - every row, newest last_seen first; -1 with *err_r */
-static int read_rows(sqlite3 *db, struct row **rows_r, size_t *n_r, char **err_r)
+static int read_rows(sqlite3 *db, struct preflight_finding **rows_r, size_t *n_r, char **err_r)
 {
 	static const char sql[] = "SELECT domain, result, egress_ip, count, first_seen, last_seen,"
 	                          " last_reason FROM preflight"
 	                          " ORDER BY last_seen DESC, domain, result, egress_ip";
 	sqlite3_stmt *st = NULL;
-	struct row *rows = NULL;
+	struct preflight_finding *rows = NULL;
 	size_t n = 0;
 	int rc;
 
@@ -590,7 +585,7 @@ static int read_rows(sqlite3 *db, struct row **rows_r, size_t *n_r, char **err_r
 		return -1;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct row *r;
+		struct preflight_finding *r;
 		rows = xrealloc(rows, (n + 1) * sizeof(*rows));
 		r = &rows[n++];
 		r->domain = column_dup(st, 0);
@@ -609,7 +604,7 @@ static int read_rows(sqlite3 *db, struct row **rows_r, size_t *n_r, char **err_r
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static void rows_free(struct row *rows, size_t n)
+void preflight_findings_free(struct preflight_finding *rows, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(rows[i].domain);
@@ -645,7 +640,7 @@ static void print_label(FILE *out, const char *name, const char *v, const char *
 	fprintf(out, "\"%s", sep);
 }
 
-static void print_prometheus(FILE *out, const struct row *rows, size_t n)
+static void print_prometheus(FILE *out, const struct preflight_finding *rows, size_t n)
 {
 	static const char metric[] = "weir_spf_preflight_findings_total";
 
@@ -670,7 +665,7 @@ static int width(int w, const char *s)
 	return l > w ? l : w;
 }
 
-static void print_table(FILE *out, const struct row *rows, size_t n)
+static void print_table(FILE *out, const struct preflight_finding *rows, size_t n)
 {
 	int wd = 6, wr = 6, we = 6, wc = 5;
 	char first[32], last[32], count[24];
@@ -698,14 +693,15 @@ static void print_table(FILE *out, const struct row *rows, size_t n)
 }
 
 
-int preflight_report(const char *db_path, FILE *out, bool prometheus, char **err_r)
+int preflight_findings(const char *db_path, struct preflight_finding **v_r, size_t *n_r,
+                       char **err_r)
 {
-	struct row *rows = NULL;
 	sqlite3 *db = NULL;
 	struct stat st;
-	size_t n = 0;
 	int rc;
 
+	*v_r = NULL;
+	*n_r = 0;
 	if (db_path == NULL || db_path[0] == '\0') {
 		*err_r = xstrdup("spf.preflight_db is \"\": findings are not stored");
 		return -1;
@@ -725,20 +721,32 @@ int preflight_report(const char *db_path, FILE *out, bool prometheus, char **err
 		return -1;
 	}
 	sqlite3_busy_timeout(db, STORE_BUSY_MS);
-	rc = read_rows(db, &rows, &n, err_r);
+	rc = read_rows(db, v_r, n_r, err_r);
 	sqlite3_close(db);
 	daemon_db_give_back(db_path);
 	if (rc < 0) {
 		char *e = xasprintf("%s: %s", db_path, *err_r);
 		free(*err_r);
 		*err_r = e;
-		rows_free(rows, n);
+		preflight_findings_free(*v_r, *n_r);
+		*v_r = NULL;
+		*n_r = 0;
 		return -1;
 	}
+	return 0;
+}
+
+int preflight_report(const char *db_path, FILE *out, bool prometheus, char **err_r)
+{
+	struct preflight_finding *rows;
+	size_t n;
+
+	if (preflight_findings(db_path, &rows, &n, err_r) < 0)
+		return -1;
 	if (prometheus)
 		print_prometheus(out, rows, n);
 	else
 		print_table(out, rows, n);
-	rows_free(rows, n);
+	preflight_findings_free(rows, n);
 	return 0;
 }

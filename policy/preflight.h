@@ -81,6 +81,21 @@ int preflight_rank(enum spf_result r);
  * fatal. Nothing to do when spf.preflight is off or the db is "". */
 void preflight_prepare_store(const struct weir_config *cfg, uid_t uid, gid_t gid);
 
+/* One row of the store: a (domain, result, egress address) and how often
+ * it was found; first and last seen in seconds since the epoch */
+struct preflight_finding {
+	char *domain, *result, *egress, *reason;
+	long long count, first, last;
+};
+
+/* preflight_findings - every row of the store at db_path, newest last
+ * seen first (none for a file without the table yet); 0 with *v_r and
+ * *n_r (free with preflight_findings_free), -1 with *err_r (caller
+ * frees) when the store is missing or unreadable */
+int preflight_findings(const char *db_path, struct preflight_finding **v_r, size_t *n_r,
+                       char **err_r);
+void preflight_findings_free(struct preflight_finding *v, size_t n);
+
 /* preflight_report - print the store at db_path to out: a table sorted
  * by last seen, newest first ("no findings" when empty), or with
  * prometheus the counter weir_spf_preflight_findings_total in the

@@ -480,8 +480,8 @@ struct seen {
 static void parse_route(struct weir_config *cfg, config_setting_t *g, int i, const char *file,
                         struct config_errors *errs, struct seen *seen)
 {
-	static const char *const keys[] = {
-	    "name", "sender_domains", "rcpt_domains", "logins", "mx", "verp", "hosts", NULL};
+	static const char *const keys[] = {"name", "sender_domains", "rcpt_domains", "logins",
+	                                   "mx",   "verp",           "hosts",        NULL};
 	struct parse_ctx pc = {.file = file, .errs = errs};
 	struct route r;
 	const char *name;

@@ -20,6 +20,7 @@
 #include "lib/cidr.h"
 #include "lib/daemon.h"
 #include "lib/endpoint.h"
+#include "lib/httpd.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "policy/address.h"
@@ -296,6 +297,12 @@ static int check_milter_socket(const char *v, const char **err_r)
 	struct endpoint ep;
 
 	return endpoint_parse_milter(v, &ep, err_r);
+}
+
+/* check_http_listen - "" (off), IPV4:PORT or [IPV6]:PORT (lib/httpd.c) */
+static int check_http_listen(const char *v, const char **err_r)
+{
+	return v[0] == '\0' ? 0 : httpd_listen_check(v, err_r);
 }
 
 static int check_hostport(const char *v, const char **err_r)
@@ -612,6 +619,11 @@ const struct setting weir_settings[] = {
 	 NULL, NULL, NULL},
 	{"milter.timeout", SETTING_DURATION, OFF(milter.timeout), "300s", 1, 3600, NULL, NULL, 0,
 	 "How long libmilter waits for the MTA.", NULL, NULL, NULL},
+	{"milter.metrics_listen", SETTING_STRING, OFF(milter.metrics_listen), "127.0.0.1:9155",
+	 NOLIMIT, NULL, check_http_listen, 0,
+	 "Where weir-milter serves Prometheus metrics (/metrics): IPV4:PORT or [IPV6]:PORT; "
+	 "\"\": off.",
+	 NULL, NULL, NULL},
 
 	/* weir-agent */
 	{"agent.lmtp_listen", SETTING_STRLIST, OFF(agent.lmtp_listen), "(\"unix:/run/weir/agent.lmtp\")",

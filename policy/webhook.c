@@ -47,17 +47,17 @@
 #include "policy/webhook.h"
 #include "policy/webhook_int.h"
 
-#define BUSY_MS         5000               /* the thread, weirctl */
-#define EVENT_BUSY_MS   1000               /* webhook_event: the event loop waits */
-#define POLL_MS         1000               /* rows added by other processes */
-#define BACKOFF_MS      5000LL             /* first retry delay */
-#define BACKOFF_MAX_MS  (3600 * 1000LL)    /* longest retry delay */
-#define SWEEP_MS        (60 * 1000LL)      /* rows of URLs no longer configured */
-#define SWEEP_AGE_MS    (3600 * 1000LL)    /* ... queued at least this long ago */
-#define BATCH           16                 /* rows read at once */
-#define STR_(x)         #x
-#define STR(x)          STR_(x)
-#define ERR_MAX         200                /* last_error kept */
+#define BUSY_MS        5000            /* the thread, weirctl */
+#define EVENT_BUSY_MS  1000            /* webhook_event: the event loop waits */
+#define POLL_MS        1000            /* rows added by other processes */
+#define BACKOFF_MS     5000LL          /* first retry delay */
+#define BACKOFF_MAX_MS (3600 * 1000LL) /* longest retry delay */
+#define SWEEP_MS       (60 * 1000LL)   /* rows of URLs no longer configured */
+#define SWEEP_AGE_MS   (3600 * 1000LL) /* ... queued at least this long ago */
+#define BATCH          16              /* rows read at once */
+#define STR_(x)        #x
+#define STR(x)         STR_(x)
+#define ERR_MAX        CURL_ERROR_SIZE /* last_error kept */
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS webhook_outbox ("
@@ -216,8 +216,7 @@ static unsigned type_bit(const char *type, char **err_r)
 	return bit;
 }
 
-int webhook_enqueue(const struct weir_config *cfg, const char *type, const char *json,
-                    char **err_r)
+int webhook_enqueue(const struct weir_config *cfg, const char *type, const char *json, char **err_r)
 {
 	const struct webhook_target *t = cfg->bounce.webhooks;
 	const char **urls;
@@ -381,7 +380,8 @@ static enum post_result post(struct webhook *w, const struct target *t, const st
 		} else {
 			res = POST_FAILED;
 			if (cc != CURLE_OK)
-				snprintf(why, ERR_MAX, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+				snprintf(why, ERR_MAX, "%s",
+				         errbuf[0] ? errbuf : curl_easy_strerror(cc));
 			else
 				snprintf(why, ERR_MAX, "HTTP status %ld", status);
 		}
@@ -424,11 +424,14 @@ static void finish(struct webhook *w, const struct target *t, const struct row *
 		            kv_str(&kv));
 	} else if (attempts > w->retries) {
 		kv_add(&kv, "error", why);
-		log_warning("webhook: dropped after the last retry %s", kv_str(&kv));
+		log_warning("webhook: dropped, no retries left %s", kv_str(&kv));
 	} else {
 		long long delay = backoff(w, attempts);
 		kv_add(&kv, "error", why);
-		kv_addf(&kv, "retry_in", "%llds", (delay + 999) / 1000);
+		if (delay < 1000)
+			kv_addf(&kv, "retry_in", "%lldms", delay);
+		else
+			kv_addf(&kv, "retry_in", "%llds", delay / 1000);
 		log_info("webhook: failed %s", kv_str(&kv));
 		st = w->st[ST_RETRY];
 		sqlite3_bind_int64(st, 1, r->id);

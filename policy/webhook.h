@@ -26,7 +26,9 @@ struct webhook_target {
 };
 
 /* webhook_start - the sender thread, when cfg has webhooks (else NULL
- * without error); NULL with *err_r on a bad setting (secret file) */
+ * without error); NULL with *err_r on a bad setting (secret file).
+ * Call it after the daemon has forked: a thread does not survive fork.
+ * It copies what it needs of cfg. */
 struct webhook *webhook_start(const struct weir_config *cfg, char **err_r);
 /* webhook_event - queue one event for every URL that wants its type:
  * type "bounce" or "complaint"; json is the event object (the caller
@@ -54,7 +56,7 @@ unsigned webhook_event_bit(const char *type);
 
 /* Parsing (SETTING_CUSTOM bounce.webhooks, settings.c) */
 void webhooks_parse(struct weir_config *cfg, void *node, const char *file,
-		    struct config_errors *errs);
+                    struct config_errors *errs);
 char *webhooks_format(const struct weir_config *cfg);
 void webhooks_free(struct weir_config *cfg);
 /* webhooks_compile - once every setting is read (settings_compile):

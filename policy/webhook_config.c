@@ -97,8 +97,8 @@ char *webhook_secret_read(const struct webhook_target *t, const char *owner, siz
 	                   s[len - 1] == '\t'))
 		s[--len] = '\0';
 	if (len == 0) {
-		*err_r = xasprintf("%s: empty (it holds the webhook's shared secret)",
-		                   t->secret_file);
+		*err_r =
+		    xasprintf("%s: empty (it holds the webhook's shared secret)", t->secret_file);
 		secret_free(s, 0);
 		return NULL;
 	}
@@ -206,8 +206,8 @@ static void parse_entry(struct weir_config *cfg, config_setting_t *g, int i, con
 	}
 	if (bad)
 		return;
-	cfg->bounce.webhooks = xrealloc(cfg->bounce.webhooks,
-	                                (cfg->bounce.nwebhooks + 1) * sizeof(*t));
+	cfg->bounce.webhooks =
+	    xrealloc(cfg->bounce.webhooks, (cfg->bounce.nwebhooks + 1) * sizeof(*t));
 	t = &cfg->bounce.webhooks[cfg->bounce.nwebhooks++];
 	t->url = xstrdup(url);
 	t->secret_file = xstrdup(secret);

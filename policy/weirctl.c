@@ -18,6 +18,8 @@
  *	bounce classify	failed recipients of bounce messages, with reasons
  *	bounce intake	record one bounce or complaint read on standard input
  *	outcome show	the outcome log (outcome.db)
+ *	report		delivered, deferred and bounced per domain, bounce
+ *			reasons, rate-limit refusals, SPF preflight findings
  *	bounce parse	everything read from one bounce message
  *	suppression	list, add, remove, import or export the suppression
  *			list (suppression.db)
@@ -49,6 +51,7 @@
 #include "policy/throttle.h"
 #include "policy/weirctl_bounce.h"
 #include "policy/weirctl_outcome.h"
+#include "policy/weirctl_report.h"
 #include "policy/weirctl_suppress.h"
 
 struct command {
@@ -634,6 +637,9 @@ static const struct command commands[] = {
     {"outcome", weirctl_outcome,
      "show [--since DURATION] [--rcpt ADDRESS] [--result R] [--limit N] [--json]: "
      "the outcome log"},
+    {"report", weirctl_report,
+     "[--since DURATION] [--top N] [--json]: delivery and bounce rates per domain, "
+     "bounce reasons, rate-limit refusals, SPF preflight findings"},
     {"bounce", cmd_bounce,
      "classify [--rules FILE] MESSAGE... | parse [--rules FILE] MESSAGE | intake "
      "[--sender A] [--recipient A] < MESSAGE: read and record bounces"},

@@ -98,7 +98,10 @@ static void print_row(void *ctx, long long id, const struct outcome_rec *r)
 		field(s->out, r->code ? code : NULL, false);
 		field(s->out, r->status, false);
 		field(s->out, r->reason, false);
-		field(s->out, r->result == OUTCOME_DELIVERED ? NULL : r->hard ? "hard" : "soft",
+		field(s->out,
+		      r->result == OUTCOME_DELIVERED ? NULL
+		      : r->hard                      ? "hard"
+		                                     : "soft",
 		      false);
 		field(s->out, r->route, false);
 		field(s->out, r->upstream, false);
@@ -109,9 +112,9 @@ static void print_row(void *ctx, long long id, const struct outcome_rec *r)
 	s->n++;
 }
 
-/* parse - the options of "outcome show"; 0, or the exit status */
-static int parse(int argc, char **argv, const char **conf, struct outcome_filter *f,
-                 bool *json)
+/* parse - the options of "outcome show"; 0 to go on, -1 after --help,
+ * else the exit status */
+static int parse(int argc, char **argv, const char **conf, struct outcome_filter *f, bool *json)
 {
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'}, {"since", required_argument, NULL, 's'},
@@ -130,7 +133,8 @@ static int parse(int argc, char **argv, const char **conf, struct outcome_filter
 		case 'c': *conf = optarg; break;
 		case 's':
 			if (config_parse_duration(optarg, &secs, &err) < 0) {
-				fprintf(stderr, "weirctl outcome show: --since %s: %s\n", optarg, err);
+				fprintf(stderr, "weirctl outcome show: --since %s: %s\n", optarg,
+				        err);
 				return 2;
 			}
 			f->since_ms = (long long)time(NULL) * 1000 - secs * 1000;
@@ -138,7 +142,8 @@ static int parse(int argc, char **argv, const char **conf, struct outcome_filter
 		case 'r': f->rcpt = optarg; break;
 		case 'R':
 			if ((f->result = outcome_result_parse(optarg)) < 0) {
-				fprintf(stderr, "weirctl outcome show: --result %s: unknown\n", optarg);
+				fprintf(stderr, "weirctl outcome show: --result %s: unknown\n",
+				        optarg);
 				return 2;
 			}
 			break;
@@ -151,7 +156,7 @@ static int parse(int argc, char **argv, const char **conf, struct outcome_filter
 			}
 			break;
 		case 'j': *json = true; break;
-		case 'h': fputs(usage_text, stdout); return 2;
+		case 'h': fputs(usage_text, stdout); return -1;
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}
@@ -171,7 +176,7 @@ static int show(const char *conf, int argc, char **argv)
 	int rc;
 
 	if ((rc = parse(argc, argv, &conf, &f, &s.json)) != 0)
-		return rc;
+		return rc < 0 ? 0 : rc;
 	if ((cfg = config_load_reported(conf, 0, true, NULL)) == NULL)
 		return 1;
 	if (s.json)

@@ -87,17 +87,23 @@ void start_agent(struct env *e, const char *extra)
 {
 	const char *bin = getenv("WEIR_AGENT") ? getenv("WEIR_AGENT") : "delivery-agent/weir-agent";
 	FILE *f = fopen(e->conf, "w");
+	/* the outcome log and the suppression list in the test's directory,
+	 * unless the test writes those groups itself */
+	bool own_outcome = strstr(top_extra, "outcome =") == NULL;
+	bool own_supp = strstr(top_extra, "suppression =") == NULL;
 	int fd;
 
 	fprintf(f,
 		"user = \"nobody\";\nhostname = \"agent.test\";\nlog_level = \"debug\";\n%s\n"
-		"outcome = { db = \"%s/outcome.db\"; };\n"
-		"suppression = { db = \"%s/suppression.db\"; };\n"
+		"%s%s%s%s%s%s"
 		"agent = {\n lmtp_listen = (\"inet:%d@127.0.0.1\");\n pid_file = \"\";\n"
 		" state_file = \"%s/state\";\n"
 		" smarthost = \"[127.0.0.1]:%d\";\n connect_timeout = \"2s\";\n"
 		" command_timeout = \"2s\";\n data_timeout = \"2s\";\n %s\n};\n",
-		top_extra, e->dir, e->dir, e->lmtp_port, e->dir, e->up_port, extra ? extra : "");
+		top_extra, own_outcome ? "outcome = { db = \"" : "", own_outcome ? e->dir : "",
+		own_outcome ? "/outcome.db\"; };\n" : "", own_supp ? "suppression = { db = \"" : "",
+		own_supp ? e->dir : "", own_supp ? "/suppression.db\"; };\n" : "", e->lmtp_port,
+		e->dir, e->up_port, extra ? extra : "");
 	fclose(f);
 	e->agent = fork();
 	if (e->agent == 0) {

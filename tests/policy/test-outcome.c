@@ -258,11 +258,13 @@ static void test_batching(void)
 	test_assert(mono_ms() - t0 < 1000);
 	/* the batch is written by the thread, whole, within the interval */
 	t0 = mono_ms();
-	while ((n = count(cfg, NULL)) < 20000 && mono_ms() - t0 < 4000)
+	while ((n = count(cfg, NULL)) < 20000 && mono_ms() - t0 < 10000)
 		usleep(50000);
 	waited = mono_ms() - t0;
 	test_assert(n == 20000);
-	test_assert(waited <= 2500);
+	/* one interval (1s), plus the time to write 20000 rows on a slow
+	 * machine or under valgrind */
+	test_assert(waited <= 6000);
 	/* outcome_close writes what is still queued */
 	for (int i = 0; i < 10; i++) {
 		struct outcome_rec r = row("last@example.org", OUTCOME_DEFERRED, 0);

@@ -236,12 +236,44 @@ static void test_errors(void)
 	test_end();
 }
 
+static void test_verp(void)
+{
+	struct weir_config *cfg;
+	char *f;
+
+	test_begin("verp: a bounce domain, normalized; shown by routes_format; errors");
+	cfg = load("agent = { routes = (\n"
+	           "  { name = \"news\"; sender_domains = \"shop.test\"; verp = \"Bounces.Test.\";\n"
+	           "    hosts = ( { host = \"h.test\"; } ); },\n"
+	           "  { name = \"d\"; hosts = ( { host = \"i.test\"; } ); } ); };\n");
+	test_assert(cfg != NULL);
+	if (cfg != NULL) {
+		const struct route *r = routes_find(cfg, "shop.test", NULL, NULL);
+		test_assert_str(r->verp, "bounces.test");
+		test_assert(routes_find(cfg, "x.test", NULL, NULL)->verp == NULL);
+		/* a VERP route sends each recipient on its own: never at MAIL */
+		test_assert(routes_depend_on_rcpt(cfg));
+		test_assert(routes_verp_in(cfg, routes_signature(cfg, "shop.test", "y.test")));
+		test_assert(!routes_verp_in(cfg, routes_signature(cfg, "x.test", "y.test")));
+		f = routes_format(cfg);
+		test_assert(strstr(f, "news: verp=bounces.test h.test:25") != NULL);
+		free(f);
+	}
+	config_unref(cfg);
+	cfg = load("agent = { routes = (\n"
+	           "  { name = \"d\"; verp = \"bad domain\"; hosts = ( { host = \"i.test\"; } ); } ); };\n");
+	test_assert(cfg == NULL);
+	test_assert(has_error("t.conf:2: agent.routes: d: verp \"bad domain\""));
+	test_end();
+}
+
 int main(void)
 {
 	config_errors_init(&errs);
 	test_smarthost();
 	test_parse();
 	test_errors();
+	test_verp();
 	config_errors_free(&errs);
 	return test_exit_status();
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -185,6 +186,7 @@ static void start_server(void)
 
 	server = fork();
 	if (server == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM); /* even when the test crashes */
 		execl("/usr/bin/python3", "python3", script, portfile, req_path, SECRET,
 		      (char *)NULL);
 		_exit(127);
@@ -235,7 +237,8 @@ static bool has_error(const char *want)
 static struct weir_config *load(const char *bounce, bool with_db)
 {
 	struct passwd *pw = getpwuid(geteuid());
-	char *text = xasprintf("user = \"%s\";\n%s%s%s\nbounce = {\n%s\n};\n",
+	char *text = xasprintf("user = \"%s\"; agent = { smarthost = \"127.0.0.1\"; };\n"
+	                       "%s%s%s\nbounce = {\n%s\n};\n",
 	                       pw ? pw->pw_name : "root", with_db ? "outcome = { db = \"" : "",
 	                       with_db ? db_path : "", with_db ? "\"; };" : "", bounce);
 	struct weir_config *cfg;
@@ -374,11 +377,11 @@ static void test_config(void)
 	b = xasprintf("webhooks = ( { url = \"ftp://x.example/\"; secret_file = \"%s\"; },\n"
 	              "  { url = \"http://a.example/\"; secret_file = \"%s\"; colour = 1; },\n"
 	              "  { url = \"http://b.example/\"; },\n"
-	              "  { url = \"http://c.example/\"; secret_file = \"%s\"; events = (\"bounce\", \"open\"); },\n"
+	              "  { url = \"http://c.example/\"; secret_file = \"%s\";"
+	              " events = (\"bounce\", \"open\"); },\n"
 	              "  { url = \"http://d.example/\"; secret_file = \"%s\"; },\n"
-	              "  { url = \"http://d.example/\"; secret_file = \"%s\"; },\n"
-	              "  { url = \"http://e.example/\"; secret_file = \"%s/none\"; } );",
-	              secret_path, secret_path, secret_path, secret_path, secret_path, dir);
+	              "  { url = \"http://d.example/\"; secret_file = \"%s\"; } );",
+	              secret_path, secret_path, secret_path, secret_path, secret_path);
 	cfg = load(b, true);
 	test_assert(cfg == NULL);
 	test_assert(has_error("t.conf:4: bounce.webhooks: url \"ftp://x.example/\": must start "
@@ -388,7 +391,16 @@ static void test_config(void)
 	test_assert(has_error("t.conf:7: bounce.webhooks: events: \"open\": expected"));
 	test_assert(has_error("t.conf:9: bounce.webhooks: url http://d.example/ given twice "
 	                      "(line 8)"));
-	test_assert(has_error("t.conf:10: bounce.webhooks: secret_file"));
+	config_unref(cfg);
+	free(b);
+
+	/* checked once the file parsed: the secret file and outcome.db */
+	b = xasprintf("webhooks = ( { url = \"http://d.example/\"; secret_file = \"%s\"; },\n"
+	              "  { url = \"http://e.example/\"; secret_file = \"%s/none\"; } );",
+	              secret_path, dir);
+	cfg = load(b, true);
+	test_assert(cfg == NULL);
+	test_assert(has_error("t.conf:5: bounce.webhooks: secret_file"));
 	test_assert(has_error("/none: cannot read: No such file or directory"));
 	config_unref(cfg);
 	free(b);
@@ -403,7 +415,8 @@ static void test_config(void)
 	config_unref(cfg = load(b, false)); /* outcome.db stays the default: fine */
 	test_assert(cfg != NULL);
 	free(b);
-	b = xasprintf("outcome = { db = \"\"; };\nbounce = { webhooks = ( { url = "
+	b = xasprintf("agent = { smarthost = \"127.0.0.1\"; };\noutcome = { db = \"\"; };\n"
+	              "bounce = { webhooks = ( { url = "
 	              "\"http://a.example/\"; secret_file = \"%s\"; } ); };",
 	              secret_path);
 	config_errors_free(&errs);
@@ -435,7 +448,7 @@ static void test_loose_secret(void)
 	cfg = load_hook("/ok/loose", NULL);
 	test_assert(cfg != NULL);
 	chmod(secret_path, 0604); /* changed after the configuration loaded */
-	w = webhook_start(cfg, &err);
+	w = cfg ? webhook_start(cfg, &err) : NULL;
 	test_assert(w == NULL);
 	test_assert(err != NULL && strstr(err, "chmod 600") != NULL &&
 	            strstr(err, secret_path) != NULL && strstr(err, SECRET) == NULL);
@@ -516,9 +529,9 @@ static void test_dead(void)
 	test_begin("a dead URL: dropped after the retries, with a warning");
 	log_clear();
 	webhook_event(w, "bounce", "{\"type\":\"bounce\",\"id\":\"e3\"}");
-	test_assert(wait_log("dropped after the last retry", "attempts=3", 5000));
-	test_assert(log_has("dropped after the last retry", url));
-	test_assert(log_has("dropped after the last retry", "delivery="));
+	test_assert(wait_log("dropped, no retries left", "attempts=3", 5000));
+	test_assert(log_has("dropped, no retries left", url));
+	test_assert(log_has("dropped, no retries left", "delivery="));
 	test_assert(wait_outbox(0, 1000) == 0);
 	test_assert(!log_mentions_secret());
 	webhook_stop(w);
@@ -531,7 +544,7 @@ static void test_dead(void)
 	w = cfg ? start(cfg) : NULL;
 	log_clear();
 	webhook_event(w, "bounce", "{\"type\":\"bounce\",\"id\":\"e4\"}");
-	test_assert(wait_log("dropped after the last retry", "HTTP status 302", 5000));
+	test_assert(wait_log("dropped, no retries left", "HTTP status 302", 5000));
 	test_assert(wait_requests("/ok/redirected", 1, 300) == 0);
 	webhook_stop(w);
 	config_unref(cfg);
@@ -542,7 +555,7 @@ static void test_dead(void)
 	w = cfg ? start(cfg) : NULL;
 	log_clear();
 	webhook_event(w, "bounce", "{\"type\":\"bounce\",\"id\":\"e5\"}");
-	test_assert(wait_log("dropped after the last retry", "timed out", 5000));
+	test_assert(wait_log("dropped, no retries left", "timed out", 5000));
 	test_assert(wait_outbox(0, 1000) == 0);
 	webhook_stop(w);
 	config_unref(cfg);

@@ -18,7 +18,8 @@ user = "weir";
 log_level = "debug";
 local_domains = ("example.net", "example.org");
 senders = { map = ({ login = "alice"; addresses = ("alice@example.com"); }); };
-milter = { socket = "unix:$sock"; pid_file = ""; socket_mode = "0666"; };
+milter = { socket = "unix:$sock"; pid_file = ""; socket_mode = "0666";
+	   metrics_listen = "127.0.0.1:0"; };
 CONF
 chown weir "$dir"
 valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
@@ -32,6 +33,14 @@ for i in 1 2 3; do
 	MILTER_SOCKET=unix:$sock QUEUE_ID=VG$i miltertest -s "$top/tests/milter/scripts/transaction.lua" ||
 		{ echo "miltertest failed"; cat "$dir/milter.log"; exit 1; }
 done
+# the metrics endpoint's thread under valgrind too
+mport=$(sed -n 's/.*metrics endpoint .* port=\([0-9]*\).*/\1/p' "$dir/milter.log" | head -1)
+if command -v curl >/dev/null && [ -n "$mport" ]; then
+	curl -sf "http://127.0.0.1:$mport/metrics" >"$dir/metrics.txt" ||
+		{ echo "no metrics"; cat "$dir/milter.log"; exit 1; }
+	grep -qx 'weir_milter_messages_total{decision="accept",reason="none"} 3' "$dir/metrics.txt" ||
+		{ echo "metrics: expected 3 accepted"; cat "$dir/metrics.txt"; exit 1; }
+fi
 kill -USR1 $pid; sleep 1
 echo "nonsense = 1;" >>"$dir/weir.conf"
 kill -USR1 $pid; sleep 1
