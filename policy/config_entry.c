@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "lib/xalloc.h"
 #include "policy/config.h"
 #include "policy/config_entry.h"
 
@@ -59,4 +60,40 @@ int config_entry_int(struct config_entry_ctx *pc, config_setting_t *g, const cha
 	}
 	*v_r = v;
 	return 1;
+}
+
+char **config_entry_list(struct config_entry_ctx *pc, config_setting_t *g, const char *name,
+                         char *(*conv)(const char *, const char **), size_t *n_r)
+{
+	config_setting_t *m = config_setting_get_member(g, name);
+	bool scalar;
+	char **v;
+	int n;
+
+	*n_r = 0;
+	if (m == NULL)
+		return NULL;
+	scalar = config_setting_type(m) == CONFIG_TYPE_STRING;
+	if (!scalar && !config_setting_is_list(m) && !config_setting_is_array(m)) {
+		config_entry_report(pc, m, "%s: expected a string or a list of strings", name);
+		return NULL;
+	}
+	n = scalar ? 1 : config_setting_length(m);
+	v = xcalloc((size_t)n + 1, sizeof(*v));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = scalar ? m : config_setting_get_elem(m, (unsigned)i);
+		const char *s = config_setting_get_string(e), *err = NULL;
+		char *c;
+
+		if (s == NULL) {
+			config_entry_report(pc, e, "%s: element %d: expected a string", name, i + 1);
+			continue;
+		}
+		if ((c = conv(s, &err)) == NULL) {
+			config_entry_report(pc, e, "%s: \"%s\": %s", name, s, err);
+			continue;
+		}
+		v[(*n_r)++] = c;
+	}
+	return v;
 }

@@ -8,6 +8,7 @@
 
 #include <libconfig.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct config_errors;
 
@@ -34,5 +35,12 @@ const char *config_entry_string(struct config_entry_ctx *pc, config_setting_t *g
  * *v_r, 0 when absent, -1 (reported) when not a number or out of range */
 int config_entry_int(struct config_entry_ctx *pc, config_setting_t *g, const char *name,
                      long long min, long long max, long long *v_r);
+
+/* config_entry_list - member name of g: a string or a list of strings,
+ * each through conv (new memory, or NULL with *err_r: reported); the
+ * vector (NULL-terminated, free each and it) and *n_r entries; NULL
+ * when absent */
+char **config_entry_list(struct config_entry_ctx *pc, config_setting_t *g, const char *name,
+                         char *(*conv)(const char *, const char **), size_t *n_r);
 
 #endif

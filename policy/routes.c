@@ -27,6 +27,7 @@
 #include "lib/xalloc.h"
 #include "policy/address.h"
 #include "policy/config.h"
+#include "policy/config_entry.h"
 #include "policy/routes.h"
 
 #define WHAT           "agent.routes"
@@ -38,32 +39,7 @@ static const char *const tls_names[] = {"none", "may", "starttls", "implicit", N
 static const char *const auth_names[] = {"none",     "any",     "plain", "login",
                                          "cram-md5", "xoauth2", NULL};
 
-/* Where errors go: the file and the route being parsed */
-struct parse_ctx {
-	const char *file;
-	char route[ROUTE_NAME_MAX + 16]; /* its name, or "entry N" */
-	struct config_errors *errs;
-	bool bad;
-};
-
-#define report(pc, node, ...) report_at(pc, (int)config_setting_source_line(node), __VA_ARGS__)
-
-static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void report_at(struct parse_ctx *pc, int line, const char *fmt, ...)
-{
-	char *msg;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	config_errors_add(pc->errs, pc->file, line, WHAT ": %s: %s", pc->route, msg ? msg : "?");
-	free(msg);
-	pc->bad = true;
-}
+#define report(pc, node, ...) config_entry_report(pc, node, __VA_ARGS__)
 
 /* route_tls_name, route_auth_name - the words of weir.conf */
 const char *route_tls_name(enum route_tls t)
@@ -76,46 +52,18 @@ const char *route_auth_name(enum route_auth a)
 	return auth_names[a];
 }
 
-/* member_string - the string member name of g; NULL when absent or,
- * reported, when it is not a string */
-static const char *member_string(struct parse_ctx *pc, config_setting_t *g, const char *name)
-{
-	config_setting_t *m = config_setting_get_member(g, name);
-
-	if (m == NULL)
-		return NULL;
-	if (config_setting_type(m) != CONFIG_TYPE_STRING) {
-		report(pc, m, "%s: expected a string", name);
-		return NULL;
-	}
-	return config_setting_get_string(m);
-}
-
 /* member_int - the integer member name of g within [min, max]; def when
  * absent or wrong (reported) */
-static int member_int(struct parse_ctx *pc, config_setting_t *g, const char *name, int def, int min,
-                      int max)
+static int member_int(struct config_entry_ctx *pc, config_setting_t *g, const char *name, int def,
+                      int min, int max)
 {
-	config_setting_t *m = config_setting_get_member(g, name);
 	long long v;
 
-	if (m == NULL)
-		return def;
-	if (config_setting_type(m) != CONFIG_TYPE_INT &&
-	    config_setting_type(m) != CONFIG_TYPE_INT64) {
-		report(pc, m, "%s: expected a number", name);
-		return def;
-	}
-	v = config_setting_get_int64(m);
-	if (v < min || v > max) {
-		report(pc, m, "%s: out of range (%d to %d)", name, min, max);
-		return def;
-	}
-	return (int)v;
+	return config_entry_int(pc, g, name, min, max, &v) == 1 ? (int)v : def;
 }
 
 /* member_bool - the boolean member name of g; def when absent or wrong */
-static bool member_bool(struct parse_ctx *pc, config_setting_t *g, const char *name, bool def,
+static bool member_bool(struct config_entry_ctx *pc, config_setting_t *g, const char *name, bool def,
                         bool *given_r)
 {
 	config_setting_t *m = config_setting_get_member(g, name);
@@ -132,10 +80,10 @@ static bool member_bool(struct parse_ctx *pc, config_setting_t *g, const char *n
 }
 
 /* member_choice - index of a string member among names; def when absent */
-static int member_choice(struct parse_ctx *pc, config_setting_t *g, const char *name,
+static int member_choice(struct config_entry_ctx *pc, config_setting_t *g, const char *name,
                          const char *const *names, int def, bool *given_r)
 {
-	const char *v = member_string(pc, g, name);
+	const char *v = config_entry_string(pc, g, name);
 	char *expect;
 
 	*given_r = false;
@@ -156,44 +104,6 @@ static int member_choice(struct parse_ctx *pc, config_setting_t *g, const char *
 	       expect);
 	free(expect);
 	return def;
-}
-
-/* member_list - a string or a list of strings; each one through conv
- * (which returns new memory or NULL with *err_r); *n_r entries */
-static char **member_list(struct parse_ctx *pc, config_setting_t *g, const char *name,
-                          char *(*conv)(const char *, const char **), size_t *n_r)
-{
-	config_setting_t *m = config_setting_get_member(g, name);
-	char **v;
-	int n;
-
-	*n_r = 0;
-	if (m == NULL)
-		return NULL;
-	if (!config_setting_is_scalar(m) && !config_setting_is_list(m) &&
-	    !config_setting_is_array(m)) {
-		report(pc, m, "%s: expected a string or a list of strings", name);
-		return NULL;
-	}
-	n = config_setting_is_scalar(m) ? 1 : config_setting_length(m);
-	v = xcalloc((size_t)n + 1, sizeof(*v));
-	for (int i = 0; i < n; i++) {
-		config_setting_t *e =
-		    config_setting_is_scalar(m) ? m : config_setting_get_elem(m, (unsigned)i);
-		const char *s = config_setting_get_string(e), *err = NULL;
-		char *c;
-
-		if (s == NULL) {
-			report(pc, e, "%s: element %d: expected a string", name, i + 1);
-			continue;
-		}
-		if ((c = conv(s, &err)) == NULL) {
-			report(pc, e, "%s: \"%s\": %s", name, s, err);
-			continue;
-		}
-		v[(*n_r)++] = c;
-	}
-	return v;
 }
 
 /* conv_domain - "d" or ".d", normalized (".d": d and its subdomains) */
@@ -301,15 +211,15 @@ static void host_free(struct route_host *h)
 }
 
 /* optional_string - a string member, NULL when absent or "" */
-static char *optional_string(struct parse_ctx *pc, config_setting_t *g, const char *name)
+static char *optional_string(struct config_entry_ctx *pc, config_setting_t *g, const char *name)
 {
-	const char *v = member_string(pc, g, name);
+	const char *v = config_entry_string(pc, g, name);
 
 	return v != NULL && v[0] != '\0' ? xstrdup(v) : NULL;
 }
 
 /* host_auth - auth and credentials of h, checked */
-static void host_auth(struct parse_ctx *pc, config_setting_t *g, struct route_host *h,
+static void host_auth(struct config_entry_ctx *pc, config_setting_t *g, struct route_host *h,
                       bool tls_given)
 {
 	bool given;
@@ -331,11 +241,11 @@ static void host_auth(struct parse_ctx *pc, config_setting_t *g, struct route_ho
 	if (h->auth != ROUTE_AUTH_NONE && h->tls == ROUTE_TLS_NONE && tls_given && !pc->bad)
 		log_warning("%s: route %s: host %s: AUTH without TLS (tls = \"none\" as written): "
 		            "the password crosses the network in clear",
-		            pc->file, pc->route, h->host);
+		            pc->file, pc->entry, h->host);
 }
 
 /* parse_host - one member of hosts; 0 when it is usable */
-static int parse_host(struct parse_ctx *pc, config_setting_t *g, struct route_host *h)
+static int parse_host(struct config_entry_ctx *pc, config_setting_t *g, struct route_host *h)
 {
 	static const char *const keys[] = {
 	    "host",         "port",   "tls",         "verify",
@@ -353,7 +263,7 @@ static int parse_host(struct parse_ctx *pc, config_setting_t *g, struct route_ho
 	}
 	if (!config_group_keys_ok(g, keys, WHAT " host", pc->file, pc->errs))
 		pc->bad = true;
-	name = member_string(pc, g, "host");
+	name = config_entry_string(pc, g, "host");
 	if (name == NULL) {
 		report(pc, g, "hosts: an entry without host");
 		return -1;
@@ -379,7 +289,7 @@ static int parse_host(struct parse_ctx *pc, config_setting_t *g, struct route_ho
 	if (verify_given && !h->verify && !pc->bad)
 		log_warning("%s: route %s: host %s: certificates are not verified (verify = "
 		            "false): for a lab only",
-		            pc->file, pc->route, h->host);
+		            pc->file, pc->entry, h->host);
 	host_auth(pc, g, h, tls_given);
 	h->weight = member_int(pc, g, "weight", 1, 1, WEIGHT_MAX);
 	h->priority = member_int(pc, g, "priority", 0, 0, PRIORITY_MAX);
@@ -398,7 +308,7 @@ static bool valid_name(const char *s)
 }
 
 /* parse_hosts - the hosts list of route r */
-static void parse_hosts(struct parse_ctx *pc, config_setting_t *g, struct route *r)
+static void parse_hosts(struct config_entry_ctx *pc, config_setting_t *g, struct route *r)
 {
 	config_setting_t *hosts = config_setting_get_member(g, "hosts");
 	int n;
@@ -437,9 +347,9 @@ static void parse_hosts(struct parse_ctx *pc, config_setting_t *g, struct route 
 }
 
 /* parse_verp - verp = "bounce.domain": the route sends with VERP */
-static void parse_verp(struct parse_ctx *pc, config_setting_t *g, struct route *r)
+static void parse_verp(struct config_entry_ctx *pc, config_setting_t *g, struct route *r)
 {
-	const char *v = member_string(pc, g, "verp"), *err;
+	const char *v = config_entry_string(pc, g, "verp"), *err;
 
 	if (v == NULL || v[0] == '\0')
 		return;
@@ -482,38 +392,38 @@ static void parse_route(struct weir_config *cfg, config_setting_t *g, int i, con
 {
 	static const char *const keys[] = {"name", "sender_domains", "rcpt_domains", "logins",
 	                                   "mx",   "verp",           "hosts",        NULL};
-	struct parse_ctx pc = {.file = file, .errs = errs};
+	struct config_entry_ctx pc = {.what = WHAT, .file = file, .errs = errs};
 	struct route r;
 	const char *name;
 
 	memset(&r, 0, sizeof(r));
-	snprintf(pc.route, sizeof(pc.route), "entry %d", i + 1);
+	snprintf(pc.entry, sizeof(pc.entry), "entry %d", i + 1);
 	if (!config_setting_is_group(g)) {
 		report(&pc, g, "each route is a group { name = ...; hosts = (...); }");
 		return;
 	}
 	if (!config_group_keys_ok(g, keys, WHAT, file, errs))
 		pc.bad = true;
-	name = member_string(&pc, g, "name");
+	name = config_entry_string(&pc, g, "name");
 	if (name == NULL)
 		report(&pc, g, "needs a name");
 	else if (!valid_name(name))
 		report(&pc, config_setting_get_member(g, "name"),
 		       "name \"%s\": letters, digits, '_', '.' and '-' only (64 at most)", name);
 	else
-		snprintf(pc.route, sizeof(pc.route), "%s", name);
+		snprintf(pc.entry, sizeof(pc.entry), "%s", name);
 	for (int k = 0; name != NULL && k < i; k++)
 		if (seen[k].name != NULL && strcmp(seen[k].name, name) == 0) {
 			report(&pc, g, "a second route called %s (the first is at line %d)", name,
 			       seen[k].line);
 			break;
 		}
-	seen[i].name = xstrdup(pc.route); /* the name, or "entry N" */
+	seen[i].name = xstrdup(pc.entry); /* the name, or "entry N" */
 	seen[i].line = (int)config_setting_source_line(g);
-	r.name = xstrdup(name ? name : pc.route);
-	r.sender_domains = member_list(&pc, g, "sender_domains", conv_domain, &r.nsender_domains);
-	r.rcpt_domains = member_list(&pc, g, "rcpt_domains", conv_domain, &r.nrcpt_domains);
-	r.logins = member_list(&pc, g, "logins", conv_login, &r.nlogins);
+	r.name = xstrdup(name ? name : pc.entry);
+	r.sender_domains = config_entry_list(&pc, g, "sender_domains", conv_domain, &r.nsender_domains);
+	r.rcpt_domains = config_entry_list(&pc, g, "rcpt_domains", conv_domain, &r.nrcpt_domains);
+	r.logins = config_entry_list(&pc, g, "logins", conv_login, &r.nlogins);
 	r.mx = member_bool(&pc, g, "mx", false, NULL);
 	parse_verp(&pc, g, &r);
 	parse_hosts(&pc, g, &r);

@@ -124,43 +124,6 @@ static char *norm_suffix(const char *s, const char **err_r)
 	return domain_normalize(s + (s[0] == '.'), err_r);
 }
 
-/* member_list - a string or a list of strings, each through conv; *n_r */
-static char **member_list(struct config_entry_ctx *pc, config_setting_t *g, const char *name,
-                          char *(*conv)(const char *, const char **), size_t *n_r)
-{
-	config_setting_t *m = config_setting_get_member(g, name);
-	bool scalar;
-	char **v;
-	int n;
-
-	*n_r = 0;
-	if (m == NULL)
-		return NULL;
-	scalar = config_setting_type(m) == CONFIG_TYPE_STRING;
-	if (!scalar && !config_setting_is_list(m) && !config_setting_is_array(m)) {
-		report(pc, m, "%s: expected a string or a list of strings", name);
-		return NULL;
-	}
-	n = scalar ? 1 : config_setting_length(m);
-	v = xcalloc((size_t)n + 1, sizeof(*v));
-	for (int i = 0; i < n; i++) {
-		config_setting_t *e = scalar ? m : config_setting_get_elem(m, (unsigned)i);
-		const char *s = config_setting_get_string(e), *err = NULL;
-		char *c;
-
-		if (s == NULL) {
-			report(pc, e, "%s: element %d: expected a string", name, i + 1);
-			continue;
-		}
-		if ((c = conv(s, &err)) == NULL) {
-			report(pc, e, "%s: \"%s\": %s", name, s, err);
-			continue;
-		}
-		v[(*n_r)++] = c;
-	}
-	return v;
-}
-
 static void strv_free(char **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -262,8 +225,8 @@ static void parse_group(struct weir_config *cfg, config_setting_t *g, int i, con
 		if (strcmp(tc->groups[k].name, name) == 0)
 			report(&pc, g, "a second group called %s (the first is at line %d)", name,
 			       tc->groups[k].line);
-	gr.domains = member_list(&pc, g, "domains", norm_domain, &gr.ndomains);
-	gr.mx = member_list(&pc, g, "mx", norm_suffix, &gr.nmx);
+	gr.domains = config_entry_list(&pc, g, "domains", norm_domain, &gr.ndomains);
+	gr.mx = config_entry_list(&pc, g, "mx", norm_suffix, &gr.nmx);
 	if (gr.ndomains == 0 && gr.nmx == 0 && !pc.bad)
 		report(&pc, g, "needs domains or mx (or both)");
 	parse_limits(&pc, g, &gr.lim, true);
