@@ -665,6 +665,47 @@ void pool_free(struct pool *p)
 	free(p);
 }
 
+/* host_info - fn with what h (NULL: never used) shows */
+static void host_info(const char *route, const char *id, const struct pool_host *h, time_t now,
+                      void (*fn)(void *ctx, const struct pool_host_info *hi), void *ctx)
+{
+	bool down = host_is_down(h, now);
+	struct pool_host_info hi = {
+	    .route = route,
+	    .id = id,
+	    .up = !down,
+	    .down_until = down ? (long long)h->down_until : 0,
+	    .failures = h ? h->failures : 0,
+	    .open = h ? h->open : 0,
+	    .sent = h ? h->sent : 0,
+	    .idle = h ? h->nidle : 0,
+	    .error = h && h->last_error[0] ? h->last_error : NULL,
+	};
+
+	fn(ctx, &hi);
+}
+
+void pool_foreach_host(struct pool *p, const struct weir_config *cfg,
+                       void (*fn)(void *ctx, const struct pool_host_info *hi), void *ctx)
+{
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < cfg->agent.nroutes; i++) {
+		const struct route *r = &cfg->agent.routes[i];
+		for (size_t j = 0; j < r->nhosts; j++) {
+			const struct pool_host *h;
+			for (h = p->hosts; h != NULL && strcmp(h->id, r->hosts[j].id) != 0;
+			     h = h->next)
+				;
+			host_info(r->name, r->hosts[j].id, h, now, fn, ctx);
+		}
+		if (r->mx)
+			for (const struct pool_host *h = p->hosts; h != NULL; h = h->next)
+				if (h->own != NULL && strcmp(h->route, r->name) == 0)
+					host_info(r->name, h->id, h, now, fn, ctx);
+	}
+}
+
 /* write_host - one "host" line of the state file */
 static void write_host(FILE *f, const char *route, const char *id, const struct pool_host *h,
                        time_t now)

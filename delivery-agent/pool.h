@@ -78,6 +78,21 @@ void pool_release(struct pool_session *s);
 /* pool_discard - close s (a command may be pending); NULL is ok */
 void pool_discard(struct pool_session *s);
 
+/* What pool_foreach_host shows of one host (strings borrowed for the call) */
+struct pool_host_info {
+	const char *route, *id;
+	bool up;
+	long long down_until; /* seconds since the epoch; 0 when up */
+	int failures;         /* consecutive */
+	unsigned open, sent;  /* sessions open, messages sent */
+	size_t idle;          /* idle sessions */
+	const char *error;    /* the last failure, or NULL */
+};
+/* pool_foreach_host - fn for each host of cfg's routes (and the MX hosts
+ * met for mx routes), as the state file lists them */
+void pool_foreach_host(struct pool *p, const struct weir_config *cfg,
+                       void (*fn)(void *ctx, const struct pool_host_info *hi), void *ctx);
+
 /* pool_write_state - write agent.state_file of cfg now */
 void pool_write_state(struct pool *p, const struct weir_config *cfg);
 

@@ -28,7 +28,7 @@
 #define HTTPD_CONNECTION_LIMIT 32
 #define HTTPD_PER_IP_LIMIT     16
 #define HTTPD_TIMEOUT_SECONDS  10
-#define HTTPD_REALM	       "weir"
+#define HTTPD_REALM            "weir"
 
 struct httpd {
 	struct MHD_Daemon *mhd;
@@ -40,7 +40,7 @@ struct httpd {
 
 /* parse_listen - "A.B.C.D:PORT" or "[V6]:PORT" into a socket address */
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len_r,
-			const char **err_r)
+                        const char **err_r)
 {
 	char host[INET6_ADDRSTRLEN + 1];
 	const char *colon, *h = listen;
@@ -127,7 +127,7 @@ int httpd_listen_is_loopback(const char *listen)
 
 /* bind_listen - a listening socket for ss, or -1 with *err_r */
 static int bind_listen(const struct sockaddr_storage *ss, socklen_t len, unsigned *port_r,
-		       const char **err_r)
+                       const char **err_r)
 {
 	static _Thread_local char buf[160];
 	int fd, on = 1;
@@ -145,8 +145,9 @@ static int bind_listen(const struct sockaddr_storage *ss, socklen_t len, unsigne
 		socklen_t glen = sizeof(got);
 		if (getsockname(fd, (struct sockaddr *)&got, &glen) < 0)
 			goto fail;
-		*port_r = ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
-							 : ((struct sockaddr_in6 *)&got)->sin6_port);
+		*port_r =
+		    ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
+		                                   : ((struct sockaddr_in6 *)&got)->sin6_port);
 	}
 	return fd;
 fail:
@@ -197,8 +198,8 @@ static int auth_ok(const struct httpd *h, struct MHD_Connection *conn)
 }
 
 /* queue_text - a short plain-text answer (errors) */
-static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status,
-				  const char *text, int auth_fail)
+static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status, const char *text,
+                                  int auth_fail)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -219,8 +220,8 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status,
 
 /* answer - MHD's access handler: auth, method, then the caller's handler */
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
-			      const char *method, const char *version, const char *upload_data,
-			      size_t *upload_data_size, void **con_cls)
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
 {
 	struct httpd *h = cls;
 	struct httpd_request req;
@@ -252,7 +253,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 		resp.status = 500;
 	if (resp.body)
 		r = MHD_create_response_from_buffer(resp.body_len, resp.body,
-						    MHD_RESPMEM_MUST_FREE);
+		                                    MHD_RESPMEM_MUST_FREE);
 	else
 		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 	if (!r) {
@@ -260,8 +261,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-				resp.content_type ? resp.content_type
-						  : "text/plain; charset=utf-8");
+	                        resp.content_type ? resp.content_type
+	                                          : "text/plain; charset=utf-8");
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 	if (resp.cache_control)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, resp.cache_control);
@@ -280,7 +281,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 
 /* completed - free what uri_log kept */
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-		      enum MHD_RequestTerminationCode toe)
+                      enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
 	(void)conn;
@@ -306,7 +307,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 struct httpd *httpd_start(const char *listen, const char *auth, httpd_handler_fn *handler,
-			  void *ctx, const char **err_r)
+                          void *ctx, const char **err_r)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -328,16 +329,15 @@ struct httpd *httpd_start(const char *listen, const char *auth, httpd_handler_fn
 	h->handler = handler;
 	h->ctx = ctx;
 	h->port = port;
-	h->mhd = MHD_start_daemon(
-		MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-			(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-		0, NULL, NULL, answer, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, fd,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_CONNECTION_LIMIT,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTPD_PER_IP_LIMIT,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPD_TIMEOUT_SECONDS,
-		MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL, MHD_OPTION_NOTIFY_COMPLETED,
-		completed, NULL, MHD_OPTION_END);
+	h->mhd =
+	    MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+	                         (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+	                     0, NULL, NULL, answer, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	                     MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+	                     (unsigned)HTTPD_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	                     (unsigned)HTTPD_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+	                     (unsigned)HTTPD_TIMEOUT_SECONDS, MHD_OPTION_URI_LOG_CALLBACK, uri_log,
+	                     NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
 	if (!h->mhd) {
 		/* MHD may or may not have closed the socket it was given */
 		if (fcntl(fd, F_GETFD) != -1)
@@ -387,7 +387,8 @@ static char *url_decode(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '+') {
 			*o++ = ' ';
-		} else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+		} else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+		           hexval(s[i + 2]) >= 0) {
 			*o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
 			i += 2;
 		} else {

@@ -21,17 +21,17 @@ struct httpd_request {
 };
 
 struct httpd_response {
-	int status;		  /* 200 unless the handler sets it */
-	const char *content_type; /* static string; "text/plain; charset=utf-8" if NULL */
-	char *body;		  /* malloc'd by the handler; freed by httpd (NULL: empty) */
-	size_t body_len;	  /* octets of body; 0 with body set means strlen(body) */
+	int status;                /* 200 unless the handler sets it */
+	const char *content_type;  /* static string; "text/plain; charset=utf-8" if NULL */
+	char *body;                /* malloc'd by the handler; freed by httpd (NULL: empty) */
+	size_t body_len;           /* octets of body; 0 with body set means strlen(body) */
 	const char *cache_control; /* static string or NULL (no header) */
 };
 
 /* httpd_handler_fn - fill resp for req; resp arrives with status 200 and
  * everything else NULL/0 */
 typedef void httpd_handler_fn(void *ctx, const struct httpd_request *req,
-			      struct httpd_response *resp);
+                              struct httpd_response *resp);
 
 /* httpd_start - listen on "HOST:PORT" (an IPv4 literal, or an IPv6 literal in
  * brackets: "[::1]:9155") and serve. auth: NULL/"" for none, or
@@ -39,7 +39,7 @@ typedef void httpd_handler_fn(void *ctx, const struct httpd_request *req,
  * thread-local text, valid until the next call) when the address is bad or
  * the bind fails. */
 struct httpd *httpd_start(const char *listen, const char *auth, httpd_handler_fn *handler,
-			  void *ctx, const char **err_r);
+                          void *ctx, const char **err_r);
 /* httpd_stop - stop listening, wait for the thread, free (NULL ok). The
  * handler is not called after this returns. */
 void httpd_stop(struct httpd *h);

@@ -23,8 +23,8 @@ enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
 
 struct series {
 	struct series *next;
-	char **values;	   /* n_labels copies */
-	double value;	   /* counter, gauge */
+	char **values;     /* n_labels copies */
+	double value;      /* counter, gauge */
 	uint64_t *buckets; /* histogram: n_bounds + 1 counts, not cumulative */
 	double sum;
 	uint64_t count;
@@ -50,10 +50,9 @@ struct metrics {
 	struct metric *head, *tail;
 };
 
-const double METRICS_DEFAULT_BUCKETS[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-					  0.5,	 1,    2.5,   5,    10};
+const double METRICS_DEFAULT_BUCKETS[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 const size_t METRICS_DEFAULT_N_BUCKETS =
-	sizeof(METRICS_DEFAULT_BUCKETS) / sizeof(METRICS_DEFAULT_BUCKETS[0]);
+    sizeof(METRICS_DEFAULT_BUCKETS) / sizeof(METRICS_DEFAULT_BUCKETS[0]);
 
 /* metrics_new - an empty registry */
 struct metrics *metrics_new(size_t max_series)
@@ -122,7 +121,7 @@ static int valid_name(const char *s, int is_label)
 		return 0;
 	for (; *s; s++) {
 		int ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-			 (*s >= '0' && *s <= '9') || *s == '_' || (!is_label && *s == ':');
+		         (*s >= '0' && *s <= '9') || *s == '_' || (!is_label && *s == ':');
 		if (!ok)
 			return 0;
 	}
@@ -153,8 +152,8 @@ static int same_bounds(const struct metric *mt, const double *b, size_t n)
 
 /* declare - the common part of metrics_counter/gauge/histogram */
 static struct metric *declare(struct metrics *m, enum metric_kind kind, const char *name,
-			      const char *help, const char *const *labels, const double *bounds,
-			      size_t n_bounds)
+                              const char *help, const char *const *labels, const double *bounds,
+                              size_t n_bounds)
 {
 	struct metric *mt;
 	size_t n = 0;
@@ -209,20 +208,19 @@ static struct metric *declare(struct metrics *m, enum metric_kind kind, const ch
 }
 
 struct metric *metrics_counter(struct metrics *m, const char *name, const char *help,
-			       const char *const *labels)
+                               const char *const *labels)
 {
 	return declare(m, KIND_COUNTER, name, help, labels, NULL, 0);
 }
 
 struct metric *metrics_gauge(struct metrics *m, const char *name, const char *help,
-			     const char *const *labels)
+                             const char *const *labels)
 {
 	return declare(m, KIND_GAUGE, name, help, labels, NULL, 0);
 }
 
 struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help,
-				 const char *const *labels, const double *buckets,
-				 size_t n_buckets)
+                                 const char *const *labels, const double *buckets, size_t n_buckets)
 {
 	if (!buckets) {
 		buckets = METRICS_DEFAULT_BUCKETS;
@@ -249,7 +247,7 @@ static struct series *series_new(const struct metric *mt, const char *const *val
 
 /* series_matches - whether s carries exactly these values (NULL as "") */
 static int series_matches(const struct metric *mt, const struct series *s,
-			  const char *const *values)
+                          const char *const *values)
 {
 	for (size_t i = 0; i < mt->n_labels; i++) {
 		const char *v = values[i] ? values[i] : "";
@@ -393,7 +391,7 @@ static void add_escaped(struct strbuf *b, const char *s, int in_label)
 
 /* add_sample - one line: name suffix {labels[,le="x"]} value */
 static void add_sample(struct strbuf *b, const struct metric *mt, const char *suffix,
-		       const struct series *s, const char *le, const char *value)
+                       const struct series *s, const char *le, const char *value)
 {
 	int any = 0;
 

@@ -24,8 +24,8 @@ struct metrics;
 struct metric;
 
 #define METRICS_MAX_SERIES_DEFAULT 100
-#define METRICS_MAX_LABELS	   8
-#define METRICS_OTHER		   "other"
+#define METRICS_MAX_LABELS         8
+#define METRICS_OTHER              "other"
 
 /* metrics_new - an empty registry; max_series 0 means the default (100) */
 struct metrics *metrics_new(size_t max_series);
@@ -36,16 +36,16 @@ void metrics_free(struct metrics *m);
  * (NULL or an empty list for none, at most METRICS_MAX_LABELS). name and
  * help are copied. Returns NULL on a bad name or a conflicting redeclaration. */
 struct metric *metrics_counter(struct metrics *m, const char *name, const char *help,
-			       const char *const *labels);
+                               const char *const *labels);
 /* metrics_gauge - declare a gauge; as metrics_counter */
 struct metric *metrics_gauge(struct metrics *m, const char *name, const char *help,
-			     const char *const *labels);
+                             const char *const *labels);
 /* metrics_histogram - declare a histogram with the given upper bounds
  * (strictly increasing, n_buckets of them; +Inf is implicit). buckets NULL
  * means METRICS_DEFAULT_BUCKETS. */
 struct metric *metrics_histogram(struct metrics *m, const char *name, const char *help,
-				 const char *const *labels, const double *buckets,
-				 size_t n_buckets);
+                                 const char *const *labels, const double *buckets,
+                                 size_t n_buckets);
 
 /* Default histogram buckets in seconds (Prometheus client defaults). */
 extern const double METRICS_DEFAULT_BUCKETS[];
@@ -54,8 +54,8 @@ extern const size_t METRICS_DEFAULT_N_BUCKETS;
 /*
  * Updates. values: the label values, one per label name in declaration
  * order (may be NULL for a metric without labels); the list may end early
- * (NULL-terminated): missing values are "". Values are copied. A NULL metric is ignored, so callers need not
- * test whether the registry exists. A wrong kind (metrics_add on a histogram,
+ * (NULL-terminated): missing values are "". Values are copied. A NULL metric is ignored, so callers
+ * need not test whether the registry exists. A wrong kind (metrics_add on a histogram,
  * ...) is ignored too.
  */
 

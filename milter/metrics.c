@@ -37,28 +37,27 @@ static _Atomic(struct milter_metrics *) current;
 
 /* Stage latency in seconds: a stage is usually well under a millisecond
  * (a rule lookup) and up to seconds (DNS for SPF, a Redis round trip) */
-static const double stage_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-				       0.05,   0.1,   0.25,   0.5,   1,	   2.5,
-				       5,      10,    30};
+static const double stage_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                       0.25,   0.5,   1,      2.5,   5,    10,    30};
 
 /* The reason label's values: the rules and checks of decision.c */
 static const struct {
 	const char *rule, *reason;
 } reasons[] = {
-	{"relay", "relay"},
-	{"envelope_sender", "sender"},
-	{"null_sender", "sender"},
-	{"sender", "sender"},
-	{"header_from", "header_from"},
-	{"spoofing", "spoofing"},
-	{"spf", "spf"},
-	{"spf_preflight", "spf_preflight"},
-	{"rate", "rate"},
-	{"suppression", "suppressed"},
-	{"suppressed", "suppressed"},
-	{"dkim", "dkim"},
-	{"internal", "internal"},
-	{"none", "none"},
+    {"relay", "relay"},
+    {"envelope_sender", "sender"},
+    {"null_sender", "sender"},
+    {"sender", "sender"},
+    {"header_from", "header_from"},
+    {"spoofing", "spoofing"},
+    {"spf", "spf"},
+    {"spf_preflight", "spf_preflight"},
+    {"rate", "rate"},
+    {"suppression", "suppressed"},
+    {"suppressed", "suppressed"},
+    {"dkim", "dkim"},
+    {"internal", "internal"},
+    {"none", "none"},
 };
 
 const char *mm_reason(const char *rule)
@@ -79,23 +78,21 @@ void milter_metrics_init(void)
 	mm = xcalloc(1, sizeof(*mm));
 	r = mm->reg = metrics_new(0);
 	mm->messages = metrics_counter(
-		r, "weir_milter_messages_total",
-		"Messages by weir-milter's decision and the rule or check that decided it.",
-		METRICS_L("decision", "reason"));
-	mm->stage = metrics_histogram(r, "weir_milter_stage_seconds",
-				      "Time weir-milter spent in each SMTP stage.",
-				      METRICS_L("stage"), stage_buckets,
-				      sizeof(stage_buckets) / sizeof(stage_buckets[0]));
-	mm->rate_limited =
-		metrics_counter(r, "weir_milter_rate_limited_total",
-				"Rate limit and quota hits (whatever the action), per limit.",
-				METRICS_L("limit"));
+	    r, "weir_milter_messages_total",
+	    "Messages by weir-milter's decision and the rule or check that decided it.",
+	    METRICS_L("decision", "reason"));
+	mm->stage = metrics_histogram(
+	    r, "weir_milter_stage_seconds", "Time weir-milter spent in each SMTP stage.",
+	    METRICS_L("stage"), stage_buckets, sizeof(stage_buckets) / sizeof(stage_buckets[0]));
+	mm->rate_limited = metrics_counter(
+	    r, "weir_milter_rate_limited_total",
+	    "Rate limit and quota hits (whatever the action), per limit.", METRICS_L("limit"));
 	mm->spf = metrics_counter(r, "weir_milter_spf_results_total",
-				  "SPF results of mail from outside clients.", METRICS_L("result"));
+	                          "SPF results of mail from outside clients.", METRICS_L("result"));
 	mm->dkim_signed = metrics_counter(r, "weir_milter_dkim_signed_total",
-					  "Messages weir-milter signed with DKIM.", NULL);
+	                                  "Messages weir-milter signed with DKIM.", NULL);
 	mm->suppressed = metrics_counter(r, "weir_milter_suppressed_total",
-					 "Recipients found on the suppression list at RCPT.", NULL);
+	                                 "Recipients found on the suppression list at RCPT.", NULL);
 	if (!mm->messages || !mm->stage || !mm->rate_limited || !mm->spf || !mm->dkim_signed ||
 	    !mm->suppressed)
 		log_panic("metrics: a weir-milter metric could not be declared");
@@ -136,10 +133,10 @@ void milter_metrics_listen(const struct weir_config *cfg)
 	mm->httpd = httpd_start(listen, NULL, serve, mm, &err);
 	if (mm->httpd == NULL)
 		log_warning("milter.metrics_listen %s: %s; running without the metrics endpoint",
-			    listen, err ? err : "?");
+		            listen, err ? err : "?");
 	else
 		log_info("metrics endpoint listen=%s port=%u path=/metrics", listen,
-			 httpd_port(mm->httpd));
+		         httpd_port(mm->httpd));
 }
 
 void milter_metrics_stop(void)

@@ -202,6 +202,12 @@ struct weir_config {
 		long host_backoff;
 		char *state_file;
 		char *login_header;
+		char *http_listen;    /* HOST:PORT of /metrics and the dashboard; "" off */
+		char *http_auth_file; /* "user:password" for HTTP basic auth; "" none */
+		char *dashboard_dir;  /* the dashboard's files */
+		/* http_auth_file's line, read at load (wiped when freed); NULL: none */
+		char *http_auth;
+		size_t http_auth_len;
 		/* agent.routes (policy/routes.c) and the credentials file
 		 * (policy/credentials.c), compiled at load */
 		struct route *routes;

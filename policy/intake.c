@@ -288,6 +288,8 @@ int intake_message(const struct intake_env *env, const char *msg, size_t len, co
 		         rep.kind == BOUNCE_COMPLAINT ? (scope ? scope : "global") : "",
 		         rep.kind == BOUNCE_COMPLAINT ? " " : (v[i].hard ? "hard " : "soft "),
 		         v[i].suppressed == 1 ? "suppressed" : "counted");
+		if (env->recorded != NULL)
+			env->recorded(env->ctx, rep.kind, v[i].reason, v[i].hard);
 		if (env->event == NULL)
 			continue;
 		json = event_json(&rep, &v[i], scope, (long long)ts.tv_sec);

@@ -22,6 +22,9 @@ struct intake_env {
 	/* a webhook event (type "bounce" or "complaint", the JSON object),
 	 * called only once everything is recorded; may be NULL */
 	void (*event)(void *ctx, const char *type, const char *json);
+	/* each recipient recorded (metrics): the report's kind, the
+	 * reason and hard flag recorded; may be NULL */
+	void (*recorded)(void *ctx, enum bounce_kind kind, const char *reason, bool hard);
 	void *ctx;
 };
 

@@ -19,22 +19,22 @@
 #include "policy/config.h"
 #include "policy/rate_hits.h"
 
-#define BUSY_MS		   100
-#define LOG_EVERY_MS	   60000LL
-#define EXPIRE_EVERY_MS	   3600000LL
+#define BUSY_MS         100
+#define LOG_EVERY_MS    60000LL
+#define EXPIRE_EVERY_MS 3600000LL
 
 static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS rate_hits (time_ms INTEGER NOT NULL, login TEXT, "
-	"limit_name TEXT);"
-	"CREATE INDEX IF NOT EXISTS rate_hits_time ON rate_hits(time_ms);";
+    "CREATE TABLE IF NOT EXISTS rate_hits (time_ms INTEGER NOT NULL, login TEXT, "
+    "limit_name TEXT);"
+    "CREATE INDEX IF NOT EXISTS rate_hits_time ON rate_hits(time_ms);";
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static sqlite3 *db;
 static sqlite3_stmt *ins;
-static char *db_path;		/* the file db is open on */
-static long long last_log_ms;	/* last error logged */
+static char *db_path;         /* the file db is open on */
+static long long last_log_ms; /* last error logged */
 static long long last_expire_ms;
-static unsigned long dropped;	/* rows lost since the last error logged */
+static unsigned long dropped; /* rows lost since the last error logged */
 
 /* close_db - (lock held) */
 static void close_db(void)
@@ -60,9 +60,10 @@ static char *open_db(const char *path)
 	if (sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "INSERT INTO rate_hits (time_ms, login, limit_name) "
-				   "VALUES (?1, ?2, ?3)",
-			       -1, &ins, NULL) != SQLITE_OK)
+	    sqlite3_prepare_v2(db,
+	                       "INSERT INTO rate_hits (time_ms, login, limit_name) "
+	                       "VALUES (?1, ?2, ?3)",
+	                       -1, &ins, NULL) != SQLITE_OK)
 		goto fail;
 	db_path = xstrdup(path);
 	return NULL;
@@ -79,7 +80,7 @@ static void failed(const char *path, const char *why, long long now_ms)
 	if (last_log_ms != 0 && now_ms - last_log_ms < LOG_EVERY_MS)
 		return;
 	log_warning("rate hits: %s: %s; %lu hit%s not recorded for weirctl report", path, why,
-		    dropped, dropped == 1 ? "" : "s");
+	            dropped, dropped == 1 ? "" : "s");
 	last_log_ms = now_ms;
 	dropped = 0;
 }
@@ -102,7 +103,7 @@ static void expire(const struct weir_config *cfg, long long now_ms)
 }
 
 void rate_hits_record(const struct weir_config *cfg, const char *login, const char *limit_name,
-		      long long now_ms)
+                      long long now_ms)
 {
 	const char *path = cfg->outcome.db;
 	char *err;
@@ -137,12 +138,12 @@ void rate_hits_close(void)
 }
 
 int rate_hits_top(const struct weir_config *cfg, long long since_ms, size_t n,
-		  void (*fn)(void *ctx, const char *login, const char *limit_name, long count),
-		  void *ctx, char **err_r)
+                  void (*fn)(void *ctx, const char *login, const char *limit_name, long count),
+                  void *ctx, char **err_r)
 {
 	static const char sql[] =
-		"SELECT COALESCE(login, ''), COALESCE(limit_name, ''), COUNT(*) AS k "
-		"FROM rate_hits WHERE time_ms >= ?1 GROUP BY 1, 2 ORDER BY k DESC, 1, 2 LIMIT ?2";
+	    "SELECT COALESCE(login, ''), COALESCE(limit_name, ''), COUNT(*) AS k "
+	    "FROM rate_hits WHERE time_ms >= ?1 GROUP BY 1, 2 ORDER BY k DESC, 1, 2 LIMIT ?2";
 	const char *path = cfg->outcome.db;
 	sqlite3 *rd = NULL;
 	sqlite3_stmt *st = NULL;

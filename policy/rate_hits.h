@@ -18,7 +18,7 @@ struct weir_config;
  * changes); rows older than outcome.retention go once an hour. Nothing is
  * recorded when outcome.db is "". */
 void rate_hits_record(const struct weir_config *cfg, const char *login, const char *limit_name,
-		      long long now_ms);
+                      long long now_ms);
 /* rate_hits_close - close the process-wide connection (at exit) */
 void rate_hits_close(void);
 
@@ -27,7 +27,7 @@ void rate_hits_close(void);
  * call); a file or table that does not exist yet has no hits. Returns 0,
  * or -1 with *err_r (caller frees). Opens its own read-only connection. */
 int rate_hits_top(const struct weir_config *cfg, long long since_ms, size_t n,
-		  void (*fn)(void *ctx, const char *login, const char *limit_name, long count),
-		  void *ctx, char **err_r);
+                  void (*fn)(void *ctx, const char *login, const char *limit_name, long count),
+                  void *ctx, char **err_r);
 
 #endif

@@ -26,6 +26,7 @@
 struct bounce_wait {
 	enum outcome_result result;
 	bool hard;
+	long long time_ms;
 	char *reason;
 };
 
@@ -93,12 +94,20 @@ static void counts_add(struct report_counts *c, enum outcome_result res)
 	c->recipients++;
 }
 
-/* count - one final state (or a complaint) of sender -> rcpt;
- * by_bounce: it came from a bounce message */
+/* count - one final state (or a complaint) of sender -> rcpt, decided
+ * by a row of time_ms; by_bounce: it came from a bounce message */
 static void count(struct build *b, const char *sender, const char *rcpt, enum outcome_result res,
-                  const char *reason, bool hard, bool by_bounce)
+                  const char *reason, bool hard, bool by_bounce, long long time_ms)
 {
-	counts_add(&b->r->total, res);
+	struct report *r = b->r;
+
+	counts_add(&r->total, res);
+	if (r->nseries > 0) {
+		long long i = (time_ms - r->since_ms) / r->bucket_ms;
+		/* rows outside the window (clock steps) go to its ends */
+		i = i < 0 ? 0 : i >= (long long)r->nseries ? (long long)r->nseries - 1 : i;
+		counts_add(&r->series[i], res);
+	}
 	counts_add(&domain_get(b->dest, rcpt, false)->c, res);
 	counts_add(&domain_get(b->senders, sender, true)->c, res);
 	if (res == OUTCOME_BOUNCED || (res == OUTCOME_DEFERRED && by_bounce)) {
@@ -146,6 +155,7 @@ static void wait_bounce(struct build *b, const struct outcome_rec *x)
 	}
 	w->v[w->n].result = x->result;
 	w->v[w->n].hard = x->hard;
+	w->v[w->n].time_ms = x->time_ms;
 	w->v[w->n].reason = x->reason != NULL ? xstrdup(x->reason) : NULL;
 	w->n++;
 }
@@ -188,11 +198,11 @@ static void attempt(struct build *b, const struct outcome_rec *x)
 	strmap_put(b->seen, key, b); /* any non-NULL value */
 	free(key);
 	if (x->result == OUTCOME_DELIVERED && take_bounce(b, x->sender, x->recipient, &bw)) {
-		count(b, x->sender, x->recipient, bw.result, bw.reason, bw.hard, true);
+		count(b, x->sender, x->recipient, bw.result, bw.reason, bw.hard, true, bw.time_ms);
 		free(bw.reason);
 		return;
 	}
-	count(b, x->sender, x->recipient, x->result, x->reason, x->hard, false);
+	count(b, x->sender, x->recipient, x->result, x->reason, x->hard, false, x->time_ms);
 }
 
 /* on_row - outcome_query's callback, newest first */
@@ -205,7 +215,7 @@ static void on_row(void *ctx, long long id, const struct outcome_rec *x)
 		return;
 	b->r->rows++;
 	if (x->result == OUTCOME_COMPLAINT)
-		count(b, x->sender, x->recipient, OUTCOME_COMPLAINT, NULL, false, false);
+		count(b, x->sender, x->recipient, OUTCOME_COMPLAINT, NULL, false, false, x->time_ms);
 	else if (x->source != NULL && strcmp(x->source, "bounce") == 0)
 		wait_bounce(b, x);
 	else
@@ -220,7 +230,8 @@ static void flush_one(const char *key, void *value, void *ctx)
 
 	(void)key;
 	for (size_t i = w->n; i-- > 0;)
-		count(ctx, w->sender, w->rcpt, w->v[i].result, w->v[i].reason, w->v[i].hard, true);
+		count(ctx, w->sender, w->rcpt, w->v[i].result, w->v[i].reason, w->v[i].hard, true,
+		      w->v[i].time_ms);
 }
 
 static void free_waiting(void *value)
@@ -359,11 +370,22 @@ static void read_spf(const struct weir_config *cfg, struct report *r)
 int report_build(const struct weir_config *cfg, long long since_ms, long long until_ms,
                  struct report **r_r, char **err_r)
 {
+	return report_build_series(cfg, since_ms, until_ms, 0, r_r, err_r);
+}
+
+int report_build_series(const struct weir_config *cfg, long long since_ms, long long until_ms,
+                        long long bucket_ms, struct report **r_r, char **err_r)
+{
 	struct report *r = xcalloc(1, sizeof(*r));
 
 	*r_r = NULL;
 	r->since_ms = since_ms;
 	r->until_ms = until_ms;
+	if (bucket_ms > 0 && until_ms >= since_ms) {
+		r->bucket_ms = bucket_ms;
+		r->nseries = (size_t)((until_ms - since_ms) / bucket_ms + 1);
+		r->series = xcalloc(r->nseries, sizeof(*r->series));
+	}
 	if (read_outcomes(cfg, r, err_r) < 0) {
 		report_free(r);
 		return -1;
@@ -405,6 +427,7 @@ void report_free(struct report *r)
 	free(r->dest);
 	free(r->senders);
 	free(r->reasons);
+	free(r->series);
 	free(r->rate);
 	free(r->rate_note);
 	preflight_findings_free(r->spf, r->spf_read);

@@ -58,6 +58,13 @@ struct report {
 	long long since_ms, until_ms; /* the window, [since, until] */
 	long rows;                    /* outcome rows in the window */
 	struct report_counts total;
+	/* report_build_series: the final states per time bucket, each in
+	 * the bucket of the row that decided it (the last attempt, or the
+	 * bounce message that changed it), so the buckets add up to total;
+	 * bucket i is [since_ms + i * bucket_ms, since_ms + (i + 1) * bucket_ms) */
+	long long bucket_ms; /* 0: no series */
+	struct report_counts *series;
+	size_t nseries;
 	struct report_domain *dest, *senders; /* by recipient / sender domain */
 	size_t ndest, nsenders;
 	/* the reasons of recipients whose final state came from a
@@ -84,6 +91,10 @@ struct report {
  * stores are optional: their absence is a note, not an error. */
 int report_build(const struct weir_config *cfg, long long since_ms, long long until_ms,
                  struct report **r_r, char **err_r);
+/* report_build_series - report_build, with the series of bucket_ms
+ * buckets (0: none; the caller keeps their number reasonable) */
+int report_build_series(const struct weir_config *cfg, long long since_ms, long long until_ms,
+                        long long bucket_ms, struct report **r_r, char **err_r);
 /* report_delivery_rate - delivered / (delivered + bounced), or -1 when both are 0 */
 double report_delivery_rate(const struct report_counts *c);
 /* report_bounce_rate - bounced / (delivered + bounced), or -1 */

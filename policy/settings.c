@@ -688,6 +688,19 @@ const struct setting weir_settings[] = {
 	 check_header_name_or_empty, 0,
 	 "Header carrying the login from weir-milter (routes by login); removed before relaying.",
 	 NULL, NULL, NULL},
+	{"agent.http_listen", SETTING_STRING, OFF(agent.http_listen), "127.0.0.1:9154", NOLIMIT,
+	 NULL, check_http_listen, 0,
+	 "Where weir-agent serves Prometheus metrics (/metrics) and the dashboard: IPV4:PORT or "
+	 "[IPV6]:PORT; \"\": off. Not loopback: agent.http_auth_file is required.",
+	 NULL, NULL, NULL},
+	{"agent.http_auth_file", SETTING_STRING, OFF(agent.http_auth_file), "", NOLIMIT, NULL, NULL,
+	 0,
+	 "File with one line user:password for HTTP basic auth of agent.http_listen; must not "
+	 "be group or world readable; \"\": none.",
+	 NULL, NULL, NULL},
+	{"agent.dashboard_dir", SETTING_STRING, OFF(agent.dashboard_dir), DASHBOARD_DIR_DEFAULT,
+	 NOLIMIT, NULL, NULL, 0, "Directory of the dashboard's files (index.html, assets).", NULL,
+	 NULL, NULL},
 	{"agent.routes", SETTING_CUSTOM, 0, NULL, NOLIMIT, NULL, NULL, 0,
 	 "Routes: ( { name; sender_domains; rcpt_domains; logins; mx; hosts = ( { host; port; "
 	 "tls; auth; credentials; weight; priority; } ); } ).",
@@ -779,6 +792,40 @@ static void check_key_owners(struct weir_config *cfg, struct config_errors *errs
 	}
 }
 
+/* http_auth_load - agent.http_auth_file's "user:password" into
+ * cfg->agent.http_auth (a secret file, as credentials); the file is
+ * required when agent.http_listen is not a loopback address */
+static void http_auth_load(struct weir_config *cfg, struct config_errors *errs)
+{
+	const char *path = cfg->agent.http_auth_file, *listen = cfg->agent.http_listen;
+	char *buf, *err = NULL;
+	size_t len = 0;
+
+	if (path == NULL || path[0] == '\0') {
+		if (listen != NULL && listen[0] != '\0' && !httpd_listen_is_loopback(listen))
+			config_errors_add(errs, cfg->file, 0,
+			                  "agent.http_listen %s is not a loopback address: "
+			                  "agent.http_auth_file is required",
+			                  listen);
+		return;
+	}
+	if ((buf = secret_file_read(path, cfg->user, HTTP_AUTH_MAX, &len, &err)) == NULL) {
+		config_errors_add(errs, path, 0, "%s", err);
+		free(err);
+		return;
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	if (len == 0 || memchr(buf, '\n', len) != NULL || buf[0] == ':' ||
+	    memchr(buf, ':', len) == NULL || strlen(buf) != len) {
+		config_errors_add(errs, path, 1, "expected one line user:password");
+		secret_free(buf, len);
+		return;
+	}
+	cfg->agent.http_auth = buf;
+	cfg->agent.http_auth_len = len;
+}
+
 /* cidr_list_compile - a list of networks (checked by check_cidr) */
 static struct cidr *cidr_list_compile(const struct strlist *l, size_t *n_r)
 {
@@ -833,6 +880,7 @@ void settings_compile(struct weir_config *cfg, struct config_errors *errs)
 	routes_compile(cfg, errs);
 	throttle_finish(cfg, errs);
 	credentials_load(cfg, errs);
+	http_auth_load(cfg, errs);
 	webhooks_compile(cfg, errs);
 	check_key_owners(cfg, errs);
 	if (cfg->dkim.fallback_domain[0] != '\0' &&
@@ -852,6 +900,8 @@ void settings_free_compiled(struct weir_config *cfg)
 	domain_list_free(cfg->spf_allow_hosts, cfg->nspf_allow_hosts);
 	sender_map_free(cfg->sender_map);
 	credentials_free(cfg);
+	secret_free(cfg->agent.http_auth, cfg->agent.http_auth_len);
+	cfg->agent.http_auth = NULL;
 }
 
 const struct setting *setting_find(const char *name)

@@ -65,6 +65,9 @@ static const char *const stmt_sql[ST_N] = {
     [ST_SOFT_OLD] = "DELETE FROM soft_event WHERE at <= ?1",
     [ST_SOFT_DEL] = "DELETE FROM soft_event WHERE addr_key = ?1",
     [ST_COUNT] = "SELECT count(*) FROM suppression WHERE expires = 0 OR expires > ?1",
+    [ST_COUNT_SCOPE] = "SELECT scope, count(*), sum(hard) FROM suppression"
+                       " WHERE expires = 0 OR expires > ?1 GROUP BY scope"
+                       " ORDER BY count(*) DESC, scope",
 };
 
 /* Connections and statements */
@@ -771,6 +774,31 @@ long long suppress_count(struct suppress *s, long long now, char **err_r)
 	}
 	supp_put(s, c);
 	return n;
+}
+
+int suppress_count_scopes(struct suppress *s, long long now,
+                          void (*fn)(void *ctx, const char *scope, long long n, long long hard),
+                          void *ctx, char **err_r)
+{
+	struct supp_conn *c;
+	sqlite3_stmt *st;
+	int rc = -1, step;
+
+	if ((c = supp_get(s, err_r)) == NULL)
+		return -1;
+	if ((st = supp_stmt(s, c, ST_COUNT_SCOPE, err_r)) != NULL) {
+		sqlite3_bind_int64(st, 1, now);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW)
+			fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+			   sqlite3_column_int64(st, 2));
+		if (step == SQLITE_DONE)
+			rc = 0;
+		else
+			supp_fail(s, c, "cannot read", err_r);
+		sqlite3_reset(st);
+	}
+	supp_put(s, c);
+	return rc;
 }
 
 /* Replies */

@@ -76,6 +76,11 @@ int suppress_export_csv(struct suppress *s, FILE *out, char **err_r);
 long suppress_import_csv(struct suppress *s, FILE *in, const char *name, char **err_r);
 /* suppress_count - active entries (metrics) */
 long long suppress_count(struct suppress *s, long long now, char **err_r);
+/* suppress_count_scopes - active entries per scope ("" global), most
+ * first: fn gets the scope, their number and how many are hard; 0 or -1 */
+int suppress_count_scopes(struct suppress *s, long long now,
+                          void (*fn)(void *ctx, const char *scope, long long n, long long hard),
+                          void *ctx, char **err_r);
 
 /* suppress_reply - "550 5.1.1 <rcpt>: suppressed since 2026-11-22: reason" */
 void suppress_reply(const struct suppress_entry *e, const char *rcpt, char *buf, size_t size);

@@ -28,6 +28,7 @@ enum supp_stmt {
 	ST_SOFT_OLD, /* forget soft bounces before a time */
 	ST_SOFT_DEL, /* forget a key's soft bounces */
 	ST_COUNT,    /* active entries */
+	ST_COUNT_SCOPE, /* active entries per scope */
 	ST_N
 };
 

@@ -201,6 +201,25 @@ int throttle_state_write(struct throttle *t, const char *path, long long now_ms,
  * about to go idle), so a writer calling it once a second keeps the
  * file current. True before the first write. */
 bool throttle_state_changed(const struct throttle *t);
+/* What throttle_foreach_active shows of one limiter (strings borrowed
+ * for the call) */
+struct throttle_limiter_info {
+	const char *key;
+	const char *state; /* "normal", "suspended", "slow" */
+	char rate[32];     /* "20/s", "-" when unlimited (slow applied) */
+	double observed;   /* messages per second over the last minute */
+	int sessions, max_sessions; /* max 0: unlimited */
+	int waiting;
+	unsigned long long deferred;
+	long long until_ms;   /* end of a suspended or slow state, else 0 */
+	const char *rule;     /* what started the state, or NULL */
+	const char *reply;    /* the reply that did, or NULL */
+};
+/* throttle_foreach_active - fn for each limiter the state file would
+ * show (metrics, the dashboard), sorted by key; same thread as the rest */
+void throttle_foreach_active(struct throttle *t, long long now_ms,
+                             void (*fn)(void *ctx, const struct throttle_limiter_info *li),
+                             void *ctx);
 /* throttle_state_print - weirctl throttle show: the file as a table */
 int throttle_state_print(const char *path, FILE *out, char **err_r);
 

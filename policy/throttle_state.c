@@ -150,6 +150,42 @@ int throttle_state_write(struct throttle *t, const char *path, long long now_ms,
 	return 0;
 }
 
+/* throttle_foreach_active - the limiters a state file write would show */
+void throttle_foreach_active(struct throttle *t, long long now_ms,
+                             void (*fn)(void *ctx, const struct throttle_limiter_info *li),
+                             void *ctx)
+{
+	static const char *const states[] = {"normal", "suspended", "slow"};
+	struct collect c = {.now_ms = now_ms, .t = t};
+
+	strmap_foreach(t->limiters, collect_one, &c);
+	if (c.n > 1)
+		qsort(c.v, c.n, sizeof(*c.v), by_key);
+	for (size_t i = 0; i < c.n; i++) {
+		const struct throttle_limiter *l = c.v[i];
+		struct throttle_limits lim = throttle_limiter_limits(l, now_ms);
+		struct throttle_limiter_info li = {
+		    .key = l->key,
+		    .state = states[l->state],
+		    .rate = "-",
+		    .observed = throttle_observed(l, now_ms),
+		    .sessions = l->sessions,
+		    .max_sessions = lim.sessions,
+		    .waiting = l->waiting,
+		    .deferred = l->deferred,
+		    .until_ms = l->state != LIMITER_NORMAL ? l->until_ms : 0,
+		    .rule = l->state != LIMITER_NORMAL ? l->rule : NULL,
+		    .reply = l->state != LIMITER_NORMAL ? l->reply : NULL,
+		};
+		if (lim.n > 0)
+			throttle_rate_text(
+			    &(struct throttle_limits){.n = lim.n, .period_ms = lim.period_ms},
+			    li.rate, sizeof(li.rate));
+		fn(ctx, &li);
+	}
+	free(c.v);
+}
+
 /* throttle_state_changed - something the file shows changed since the
  * last write, or may have (what it shows changes with time alone) */
 bool throttle_state_changed(const struct throttle *t)

@@ -105,15 +105,15 @@ static const char *body(const char *answer)
 }
 
 static int get(unsigned port, const char *method, const char *path, const char *auth,
-	       char **answer_r)
+               char **answer_r)
 {
 	char raw[1024];
 	char *a;
 	int code;
 
-	snprintf(raw, sizeof(raw), "%s %s HTTP/1.1\r\nHost: localhost\r\n%s%s%sConnection: close\r\n\r\n",
-		 method, path, auth ? "Authorization: Basic " : "", auth ? auth : "",
-		 auth ? "\r\n" : "");
+	snprintf(raw, sizeof(raw),
+	         "%s %s HTTP/1.1\r\nHost: localhost\r\n%s%s%sConnection: close\r\n\r\n", method,
+	         path, auth ? "Authorization: Basic " : "", auth ? auth : "", auth ? "\r\n" : "");
 	a = request(AF_INET, port, raw);
 	code = status(a);
 	if (answer_r)

@@ -18,7 +18,7 @@ static void test_counter_gauge(void)
 
 	test_begin("counter and gauge render exactly");
 	c = metrics_counter(m, "weir_test_messages_total", "Messages by decision.",
-			    METRICS_L("decision", "reason"));
+	                    METRICS_L("decision", "reason"));
 	g = metrics_gauge(m, "weir_test_queue", "Queue size.", METRICS_L("queue"));
 	plain = metrics_counter(m, "weir_test_plain_total", "No labels.", NULL);
 	test_assert(c != NULL && g != NULL && plain != NULL);
@@ -31,16 +31,16 @@ static void test_counter_gauge(void)
 	metrics_set(g, METRICS_L("hold"), 0.1);
 	out = metrics_render(m);
 	test_assert_str(out, "# HELP weir_test_messages_total Messages by decision.\n"
-			     "# TYPE weir_test_messages_total counter\n"
-			     "weir_test_messages_total{decision=\"accept\",reason=\"none\"} 3\n"
-			     "weir_test_messages_total{decision=\"reject\",reason=\"sender\"} 1\n"
-			     "# HELP weir_test_queue Queue size.\n"
-			     "# TYPE weir_test_queue gauge\n"
-			     "weir_test_queue{queue=\"active\"} 7\n"
-			     "weir_test_queue{queue=\"hold\"} 0.1\n"
-			     "# HELP weir_test_plain_total No labels.\n"
-			     "# TYPE weir_test_plain_total counter\n"
-			     "weir_test_plain_total 0\n");
+	                     "# TYPE weir_test_messages_total counter\n"
+	                     "weir_test_messages_total{decision=\"accept\",reason=\"none\"} 3\n"
+	                     "weir_test_messages_total{decision=\"reject\",reason=\"sender\"} 1\n"
+	                     "# HELP weir_test_queue Queue size.\n"
+	                     "# TYPE weir_test_queue gauge\n"
+	                     "weir_test_queue{queue=\"active\"} 7\n"
+	                     "weir_test_queue{queue=\"hold\"} 0.1\n"
+	                     "# HELP weir_test_plain_total No labels.\n"
+	                     "# TYPE weir_test_plain_total counter\n"
+	                     "weir_test_plain_total 0\n");
 	free(out);
 	metrics_free(m);
 	test_end();
@@ -75,8 +75,8 @@ static void test_declare(void)
 static void test_escaping(void)
 {
 	struct metrics *m = metrics_new(0);
-	struct metric *c = metrics_counter(m, "esc_total", "Help with \\ backslash\nand \"quotes\".",
-					   METRICS_L("v"));
+	struct metric *c = metrics_counter(
+	    m, "esc_total", "Help with \\ backslash\nand \"quotes\".", METRICS_L("v"));
 	char *out;
 
 	test_begin("escaping of label values and HELP");
@@ -84,9 +84,9 @@ static void test_escaping(void)
 	metrics_inc(c, METRICS_L("")); /* an empty value is a value */
 	out = metrics_render(m);
 	test_assert_str(out, "# HELP esc_total Help with \\\\ backslash\\nand \"quotes\".\n"
-			     "# TYPE esc_total counter\n"
-			     "esc_total{v=\"a\\\\b\\\"c\\nd\"} 1\n"
-			     "esc_total{v=\"\"} 1\n");
+	                     "# TYPE esc_total counter\n"
+	                     "esc_total{v=\"a\\\\b\\\"c\\nd\"} 1\n"
+	                     "esc_total{v=\"\"} 1\n");
 	free(out);
 	metrics_free(m);
 	test_end();
@@ -96,7 +96,7 @@ static void test_histogram(void)
 {
 	struct metrics *m = metrics_new(0);
 	struct metric *h = metrics_histogram(m, "lat_seconds", "Latency.", METRICS_L("stage"),
-					     (const double[]){0.1, 0.5, 1}, 3);
+	                                     (const double[]){0.1, 0.5, 1}, 3);
 	struct metric *d = metrics_histogram(m, "d_seconds", "Default buckets.", NULL, NULL, 0);
 	char *out, *p;
 
@@ -113,13 +113,13 @@ static void test_histogram(void)
 	if (p)
 		*p = '\0';
 	test_assert_str(out, "# HELP lat_seconds Latency.\n"
-			     "# TYPE lat_seconds histogram\n"
-			     "lat_seconds_bucket{stage=\"rcpt\",le=\"0.1\"} 2\n"
-			     "lat_seconds_bucket{stage=\"rcpt\",le=\"0.5\"} 2\n"
-			     "lat_seconds_bucket{stage=\"rcpt\",le=\"1\"} 3\n"
-			     "lat_seconds_bucket{stage=\"rcpt\",le=\"+Inf\"} 4\n"
-			     "lat_seconds_sum{stage=\"rcpt\"} 3.85\n"
-			     "lat_seconds_count{stage=\"rcpt\"} 4\n");
+	                     "# TYPE lat_seconds histogram\n"
+	                     "lat_seconds_bucket{stage=\"rcpt\",le=\"0.1\"} 2\n"
+	                     "lat_seconds_bucket{stage=\"rcpt\",le=\"0.5\"} 2\n"
+	                     "lat_seconds_bucket{stage=\"rcpt\",le=\"1\"} 3\n"
+	                     "lat_seconds_bucket{stage=\"rcpt\",le=\"+Inf\"} 4\n"
+	                     "lat_seconds_sum{stage=\"rcpt\"} 3.85\n"
+	                     "lat_seconds_count{stage=\"rcpt\"} 4\n");
 	if (p) {
 		*p = '#';
 		test_assert(strstr(p, "d_seconds_bucket{le=\"0.005\"} 1\n") != NULL);
@@ -154,16 +154,16 @@ static void test_fold(void)
 	metrics_set(g, METRICS_L("k3"), 3); /* 4th: folds into the existing "other" */
 	out = metrics_render(m);
 	test_assert_str(out, "# HELP f_total Fold.\n"
-			     "# TYPE f_total counter\n"
-			     "f_total{a=\"1\",b=\"x\"} 2\n"
-			     "f_total{a=\"2\",b=\"x\"} 1\n"
-			     "f_total{a=\"3\",b=\"x\"} 1\n"
-			     "f_total{a=\"other\",b=\"other\"} 3\n"
-			     "# HELP g Fold too.\n"
-			     "# TYPE g gauge\n"
-			     "g{k=\"other\"} 3\n"
-			     "g{k=\"k1\"} 1\n"
-			     "g{k=\"k2\"} 2\n");
+	                     "# TYPE f_total counter\n"
+	                     "f_total{a=\"1\",b=\"x\"} 2\n"
+	                     "f_total{a=\"2\",b=\"x\"} 1\n"
+	                     "f_total{a=\"3\",b=\"x\"} 1\n"
+	                     "f_total{a=\"other\",b=\"other\"} 3\n"
+	                     "# HELP g Fold too.\n"
+	                     "# TYPE g gauge\n"
+	                     "g{k=\"other\"} 3\n"
+	                     "g{k=\"k1\"} 1\n"
+	                     "g{k=\"k2\"} 2\n");
 	free(out);
 	metrics_reset(g);
 	out = metrics_render(m);
@@ -173,7 +173,7 @@ static void test_fold(void)
 	test_end();
 }
 
-#define THREADS 8
+#define THREADS    8
 #define PER_THREAD 20000
 
 static void *hammer(void *arg)
@@ -207,7 +207,7 @@ static void test_threads(void)
 	out = metrics_render(m);
 	for (int i = 0; i < 4; i++) {
 		snprintf(want, sizeof(want), "t_total{n=\"%c\"} %d\n", 'a' + i,
-			 THREADS * PER_THREAD / 4);
+		         THREADS * PER_THREAD / 4);
 		test_assert(strstr(out, want) != NULL);
 	}
 	snprintf(want, sizeof(want), "t_seconds_bucket{le=\"1\"} %d\n", THREADS * PER_THREAD / 2);
