@@ -428,3 +428,15 @@ bool address_glob(const char *pattern, const char *addr)
 		p++;
 	return *p == '\0';
 }
+
+char *domain_pattern_normalize(const char *pattern, const char **err_r)
+{
+	bool dot = pattern[0] == '.';
+	char *d = domain_normalize(pattern + dot, err_r), *r;
+
+	if (d == NULL)
+		return NULL;
+	r = dot ? xasprintf(".%s", d) : xstrdup(d);
+	free(d);
+	return r;
+}

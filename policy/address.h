@@ -60,6 +60,9 @@ char *address_strip_plus(const char *canonical, const char *separators);
  * octets each, 255 in all. New memory, or NULL with *err_r set. Address
  * literals are not domains here. */
 char *domain_normalize(const char *domain, const char **err_r);
+/* domain_pattern_normalize - "d" or ".d" (d and its subdomains), d
+ * through domain_normalize; NULL with *err_r */
+char *domain_pattern_normalize(const char *pattern, const char **err_r);
 
 /* domain_in_list - true if domain (normalized) equals an entry, or an entry
  * begins with '.' and domain is that domain or a subdomain of it

@@ -106,19 +106,6 @@ static int member_choice(struct config_entry_ctx *pc, config_setting_t *g, const
 	return def;
 }
 
-/* conv_domain - "d" or ".d", normalized (".d": d and its subdomains) */
-static char *conv_domain(const char *s, const char **err_r)
-{
-	bool dot = s[0] == '.';
-	char *d = domain_normalize(s + dot, err_r), *r;
-
-	if (d == NULL)
-		return NULL;
-	r = dot ? xasprintf(".%s", d) : xstrdup(d);
-	free(d);
-	return r;
-}
-
 /* conv_login - a login glob: not empty, no spaces or control characters */
 static char *conv_login(const char *s, const char **err_r)
 {
@@ -421,8 +408,8 @@ static void parse_route(struct weir_config *cfg, config_setting_t *g, int i, con
 	seen[i].name = xstrdup(pc.entry); /* the name, or "entry N" */
 	seen[i].line = (int)config_setting_source_line(g);
 	r.name = xstrdup(name ? name : pc.entry);
-	r.sender_domains = config_entry_list(&pc, g, "sender_domains", conv_domain, &r.nsender_domains);
-	r.rcpt_domains = config_entry_list(&pc, g, "rcpt_domains", conv_domain, &r.nrcpt_domains);
+	r.sender_domains = config_entry_list(&pc, g, "sender_domains", domain_pattern_normalize, &r.nsender_domains);
+	r.rcpt_domains = config_entry_list(&pc, g, "rcpt_domains", domain_pattern_normalize, &r.nrcpt_domains);
 	r.logins = config_entry_list(&pc, g, "logins", conv_login, &r.nlogins);
 	r.mx = member_bool(&pc, g, "mx", false, NULL);
 	parse_verp(&pc, g, &r);

@@ -105,19 +105,6 @@ static const char *entry_name(struct config_entry_ctx *pc, config_setting_t *g, 
 	return name;
 }
 
-/* norm_domain - "d" or ".d" normalized; NULL with *err_r */
-static char *norm_domain(const char *s, const char **err_r)
-{
-	bool dot = s[0] == '.';
-	char *d = domain_normalize(s + dot, err_r), *r;
-
-	if (d == NULL)
-		return NULL;
-	r = dot ? xasprintf(".%s", d) : xstrdup(d);
-	free(d);
-	return r;
-}
-
 /* norm_suffix - an MX host suffix: leading "." optional, removed */
 static char *norm_suffix(const char *s, const char **err_r)
 {
@@ -225,7 +212,7 @@ static void parse_group(struct weir_config *cfg, config_setting_t *g, int i, con
 		if (strcmp(tc->groups[k].name, name) == 0)
 			report(&pc, g, "a second group called %s (the first is at line %d)", name,
 			       tc->groups[k].line);
-	gr.domains = config_entry_list(&pc, g, "domains", norm_domain, &gr.ndomains);
+	gr.domains = config_entry_list(&pc, g, "domains", domain_pattern_normalize, &gr.ndomains);
 	gr.mx = config_entry_list(&pc, g, "mx", norm_suffix, &gr.nmx);
 	if (gr.ndomains == 0 && gr.nmx == 0 && !pc.bad)
 		report(&pc, g, "needs domains or mx (or both)");
@@ -322,7 +309,7 @@ static void parse_named(struct config_entry_ctx *pc, config_setting_t *g, int i,
 	} else if ((v_name = config_entry_string(pc, g, key)) == NULL) {
 		if (config_setting_get_member(g, key) == NULL)
 			report(pc, g, "needs domain");
-	} else if ((name = norm_domain(v_name, &err)) == NULL) {
+	} else if ((name = domain_pattern_normalize(v_name, &err)) == NULL) {
 		report(pc, config_setting_get_member(g, key), "domain \"%s\": %s", v_name, err);
 	} else {
 		snprintf(pc->entry, sizeof(pc->entry), "%s", name);
