@@ -14,6 +14,9 @@ for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing="$missing $p"
 done
+# npm (the dashboard's charting package is fetched from the npm registry
+# at build time): Debian's package only where no npm is installed yet
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 echo "install-deps.sh: installing$missing"
 echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections

@@ -26,6 +26,8 @@ struct throttle_txn;
 struct throttle_limiter;
 struct outcome_log;
 struct webhook;
+struct agent_stats;
+struct agent_http;
 
 struct listener {
 	struct agent *agent;
@@ -43,6 +45,8 @@ struct agent {
 	struct throttle_agent *throttle; /* throttle.c; NULL: nothing throttled */
 	struct outcome_log *outcome; /* record.c; NULL: no outcome log */
 	struct webhook *webhook;     /* record.c; NULL: no webhooks */
+	struct agent_stats *stats;   /* stats.c: metrics and the snapshot */
+	struct agent_http *http;     /* http.c; NULL: agent.http_listen off */
 	char *dns_servers;
 	long dns_timeout;
 	struct listener **listeners;
@@ -88,6 +92,7 @@ struct txn {
 	bool provisional;    /* routes by login: routed at end of DATA */
 	unsigned long long sig; /* SMTP + provisional: recipients' route signature */
 	char *sig_domain;
+	long long mail_ms;   /* stats_now_ms() when MAIL was accepted */
 	char *login;         /* from agent.login_header */
 	char *queue_id;      /* the MTA's, from the Received header (record.c) */
 	char *smtp_line;     /* SMTP: the answer after DATA when no recipient's is */

@@ -19,6 +19,7 @@
 #include "delivery-agent/intake.h"
 #include "delivery-agent/record.h"
 #include "delivery-agent/relay_int.h"
+#include "delivery-agent/stats.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "policy/config.h"
@@ -87,11 +88,23 @@ static char *unstuffed(struct evbuffer *msg, size_t *len_r)
 	return out;
 }
 
+/* count_recorded - intake_env.recorded: the metrics of one recipient */
+static void count_recorded(void *ctx, enum bounce_kind kind, const char *reason, bool hard)
+{
+	struct agent *a = ctx;
+
+	stats_bounce(a->stats, reason != NULL ? reason : "undefined",
+	             kind == BOUNCE_COMPLAINT ? "complaint"
+	             : hard                   ? "hard"
+	                                      : "soft");
+}
+
 /* take_in - process the message; the answer line for rcpt (caller frees) */
 static char *take_in(struct client *c, const char *rcpt, int *code_r)
 {
 	struct agent *a = c->agent;
-	struct intake_env env = {.cfg = c->cfg, .event = record_webhook, .ctx = a};
+	struct intake_env env = {
+	    .cfg = c->cfg, .event = record_webhook, .recorded = count_recorded, .ctx = a};
 	struct intake_result res;
 	char *msg, *err = NULL, *line;
 	size_t len;

@@ -23,7 +23,9 @@
  *	outcome.* (the outcome log), bounce.* (intake for bounce.domains,
  *	VERP, classification rules, webhooks) and suppression.* (the
  *	list it records bounces in and, with suppression.agent, checks
- *	before relaying) (see weir.conf(5)).
+ *	before relaying); agent.http_listen, agent.http_auth_file and
+ *	agent.dashboard_dir: Prometheus metrics at /metrics and the
+ *	dashboard (stats.c, http.c) (see weir.conf(5)).
  *
  * SECURITY
  *	Started as root, binds its sockets, writes the pid file, then
@@ -41,8 +43,10 @@
 #include <unistd.h>
 
 #include "delivery-agent/agent.h"
+#include "delivery-agent/http.h"
 #include "delivery-agent/pool.h"
 #include "delivery-agent/record.h"
+#include "delivery-agent/stats.h"
 #include "delivery-agent/throttle.h"
 #include "lib/daemon.h"
 #include "lib/dns.h"
@@ -182,6 +186,7 @@ static void reload(struct agent *a)
 	pool_write_state(a->pool, cfg);
 	throttle_agent_reload(a, cfg);
 	record_reload(a, old, cfg);
+	http_reload(a, cfg);
 	config_unref(old);
 	log_info("reloaded %s", config_path);
 }
@@ -327,6 +332,9 @@ static void cleanup(struct agent *a, struct event **sigs, size_t nsigs)
 {
 	struct weir_config *cfg = config_current();
 
+	http_stop(a); /* its thread reads the stats: first */
+	stats_free(a->stats);
+	a->stats = NULL;
 	while (a->clients != NULL)
 		client_free(a->clients);
 	pool_write_state(a->pool, cfg);
@@ -388,10 +396,13 @@ int main(int argc, char **argv)
 	config_set_current(cfg);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	agent.pool = pool_new(agent.base);
+	agent.stats = stats_new();
 	startup(&agent, cfg);
 	pool_write_state(agent.pool, cfg);
 	throttle_agent_start(&agent, cfg);
 	record_start(&agent, cfg);
+	stats_start(&agent);
+	http_start(&agent, cfg); /* after dropping privileges: a port above 1023 */
 	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
 		sigs[i] = evsignal_new(agent.base, signals[i], signal_cb, &agent);
 		evsignal_add(sigs[i], NULL);

@@ -19,6 +19,7 @@
 #include "delivery-agent/agent.h"
 #include "delivery-agent/dest.h"
 #include "delivery-agent/record.h"
+#include "delivery-agent/stats.h"
 #include "lib/daemon.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
@@ -250,6 +251,21 @@ static const char *upstream_part(const char *line)
 	return line;
 }
 
+/* count_answer - the metrics of one answer about a recipient */
+static void count_answer(struct client *c, const struct dest *d, int ours)
+{
+	const char *route = d != NULL ? dest_route(d)->name : "none";
+
+	stats_delivery(c->agent->stats,
+	               ours / 100 == 2   ? "delivered"
+	               : ours / 100 == 4 ? "deferred"
+	                                 : "bounced",
+	               route);
+	if (c->txn.mail_ms > 0)
+		stats_delivery_seconds(c->agent->stats, route,
+		                       (double)(stats_now_ms() - c->txn.mail_ms) / 1000.0);
+}
+
 void record_answer(struct client *c, const char *rcpt, const struct dest *d, const char *line)
 {
 	struct outcome_log *o = c->agent->outcome;
@@ -259,10 +275,13 @@ void record_answer(struct client *c, const char *rcpt, const struct dest *d, con
 	const char *text;
 	int ours = atoi(line);
 
-	if (o == NULL || record_bounce_domain(c->cfg, rcpt))
-		return; /* intake recipients have rows of their own */
+	if (record_bounce_domain(c->cfg, rcpt))
+		return; /* intake recipients: counted and recorded by intake.c */
 	if (d == NULL && c->txn.ndests > 0)
 		d = c->txn.dests[0];
+	count_answer(c, d, ours);
+	if (o == NULL)
+		return;
 	memset(&r, 0, sizeof(r));
 	r.code = parse_reply(upstream_part(line), status, sizeof(status), &text);
 	r.status = status[0] ? status : NULL;
@@ -333,6 +352,7 @@ bool record_suppressed(struct client *c)
 	suppress_reply(&e, rcpt, line, sizeof(line));
 	client_reply(c, "%s", line);
 	log_suppressed(c, rcpt, line);
+	stats_delivery(c->agent->stats, "suppressed", "none");
 	if (c->agent->outcome != NULL) {
 		struct outcome_rec r = {
 		    .sender = c->txn.from,

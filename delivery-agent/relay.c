@@ -41,6 +41,7 @@
 #include "delivery-agent/pool.h"
 #include "delivery-agent/record.h"
 #include "delivery-agent/relay_int.h"
+#include "delivery-agent/stats.h"
 #include "delivery-agent/throttle.h"
 #include "delivery-agent/upstream.h"
 #include "delivery-agent/verp.h"
@@ -221,6 +222,7 @@ static void begin_txn(struct client *c)
 	struct txn *t = &c->txn;
 
 	t->from = xstrdup(c->pending_mail.addr);
+	t->mail_ms = stats_now_ms();
 	t->mail = c->pending_mail;
 	t->sender_domain = relay_domain_of(c->pending_mail.addr);
 	t->provisional = routes_use_login(c->cfg);

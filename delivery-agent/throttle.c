@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "delivery-agent/agent.h"
+#include "delivery-agent/stats.h"
 #include "delivery-agent/throttle.h"
 #include "lib/dns.h"
 #include "lib/log.h"
@@ -184,6 +185,11 @@ void throttle_agent_reload(struct agent *a, struct weir_config *cfg)
 	write_state(a->throttle);
 }
 
+struct throttle *throttle_agent_engine(struct agent *a)
+{
+	return a->throttle != NULL ? a->throttle->t : NULL;
+}
+
 void throttle_agent_stop(struct agent *a)
 {
 	struct throttle_agent *ta = a->throttle;
@@ -324,7 +330,11 @@ static void admission_free(struct admission *ad, bool keep_granted)
 
 static void deferred_log(struct admission *ad, struct throttle_limiter *l, const char *reason)
 {
+	const char *route = ad->route != NULL ? ad->route : "none";
+
 	throttle_deferred(l);
+	stats_throttle_deferred(ad->c->agent->stats, throttle_limiter_key(l), reason);
+	stats_delivery(ad->c->agent->stats, "deferred", route);
 	log_info("conn=%lu throttle=%s status=deferred reason=%s rcpt=<%s>", ad->c->id,
 	         throttle_limiter_key(l), reason, ad->rcpt);
 }

@@ -16,6 +16,7 @@ struct weir_config;
 struct smtp_reply;
 struct throttle_limiter;
 struct throttle_agent;
+struct throttle;
 
 /* throttle_agent_start - at start: the engine when cfg throttles
  * anything, and the state file timer (a->throttle; NULL when not) */
@@ -23,6 +24,9 @@ void throttle_agent_start(struct agent *a, struct weir_config *cfg);
 /* throttle_agent_reload - a reload: new limits, state kept by key; the
  * engine is made now when cfg is the first to throttle anything */
 void throttle_agent_reload(struct agent *a, struct weir_config *cfg);
+/* throttle_agent_engine - the engine (policy/throttle.h), NULL when
+ * nothing was ever throttled; event loop only */
+struct throttle *throttle_agent_engine(struct agent *a);
 /* throttle_agent_stop - at exit, after every client was freed: the
  * state file once more, then free */
 void throttle_agent_stop(struct agent *a);

@@ -215,7 +215,8 @@ static void on_row(void *ctx, long long id, const struct outcome_rec *x)
 		return;
 	b->r->rows++;
 	if (x->result == OUTCOME_COMPLAINT)
-		count(b, x->sender, x->recipient, OUTCOME_COMPLAINT, NULL, false, false, x->time_ms);
+		count(b, x->sender, x->recipient, OUTCOME_COMPLAINT, NULL, false, false,
+		      x->time_ms);
 	else if (x->source != NULL && strcmp(x->source, "bounce") == 0)
 		wait_bounce(b, x);
 	else

@@ -22,6 +22,7 @@
 #include "lib/endpoint.h"
 #include "lib/httpd.h"
 #include "lib/log.h"
+#include "lib/secret_file.h"
 #include "lib/xalloc.h"
 #include "policy/address.h"
 #include "policy/bounce.h"
@@ -34,6 +35,13 @@
 #include "policy/webhook.h"
 
 #define OFF(field) offsetof(struct weir_config, field)
+
+/* agent.dashboard_dir: the installed assets (Makefile.am: $(pkgdatadir)) */
+#ifndef PKGDATADIR
+#define PKGDATADIR "/usr/share/weir"
+#endif
+#define DASHBOARD_DIR_DEFAULT PKGDATADIR "/dashboard"
+#define HTTP_AUTH_MAX 4096 /* octets of agent.http_auth_file */
 #define NOLIMIT 0, 0
 
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};

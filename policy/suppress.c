@@ -789,8 +789,8 @@ int suppress_count_scopes(struct suppress *s, long long now,
 	if ((st = supp_stmt(s, c, ST_COUNT_SCOPE, err_r)) != NULL) {
 		sqlite3_bind_int64(st, 1, now);
 		while ((step = sqlite3_step(st)) == SQLITE_ROW)
-			fn(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
-			   sqlite3_column_int64(st, 2));
+			fn(ctx, (const char *)sqlite3_column_text(st, 0),
+			   sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
 		if (step == SQLITE_DONE)
 			rc = 0;
 		else

@@ -3,7 +3,8 @@
 # (LMTP) -> sink. Each arrives once with the right envelope and an intact
 # body; Postfix's queue empties; Postfix logs status=sent via lmtp;
 # weir-milter logs a key=value line with the queue id and from=; weir-agent
-# logs the relay.
+# logs the relay. MTA-neutral: 600-sendmail-relay.sh runs it against
+# Sendmail (WEIR_STACK_MTA=sendmail, contrib/sendmail/weir.mc).
 . "$(dirname "$0")/lib.sh"
 it_begin "relay 3 messages through the whole stack"
 it_need_binaries milter agent
@@ -14,7 +15,7 @@ for i in 1 2 3; do
 	TOKS[$i]=$(token)
 	FROMS[$i]="sender$i@client.weir.test"
 	RCPTS[$i]="user$i@example.weir.test"
-	check "message $i accepted by Postfix (SMTP 250 with a queue id)" \
+	check "message $i accepted by $(mta_name) (SMTP 250 with a queue id)" \
 		send_mail "${FROMS[$i]}" "${RCPTS[$i]}" "${TOKS[$i]}"
 	QIDS[$i]=$QID
 	it_say "message $i: queue id ${QIDS[$i]:-none}, token ${TOKS[$i]}"
@@ -32,11 +33,11 @@ for i in 1 2 3; do
 		check "message $i: sink RCPT TO is exactly <${RCPTS[$i]}>" \
 			test "$(sink_header "$f" X-Sink-Rcpt-To)" = "<${RCPTS[$i]}>"
 		check "message $i: body intact (dot lines, tab, token)" sink_body_ok "$f" "$tok"
-		check "message $i: Postfix's Received header with its queue id kept" \
+		check "message $i: $(mta_name)'s Received header with its queue id kept" \
 			grep -q "id $qid" "$f"
 	fi
-	check "Postfix log: $qid to=<${RCPTS[$i]}> status=sent via postfix/lmtp" \
-		wait_log "$POSTFIX_LOG" "postfix/lmtp\[[0-9]+\]: $qid: to=<${RCPTS[$i]}>, relay=[^ ]*agent\.lmtp.* status=sent" 30
+	check "$(mta_name) log: $qid to=<${RCPTS[$i]}> sent to weir-agent over LMTP" \
+		mta_sent_to_agent "$qid" "${RCPTS[$i]}" 30
 	check "weir-milter log: a key=value line with queue id $qid and from=" \
 		wait_log "$MILTER_LOG" "$qid.*from=|from=.*$qid" 10
 	check "weir-agent log: a line about the relay of <${RCPTS[$i]}>" \
@@ -44,7 +45,7 @@ for i in 1 2 3; do
 done
 check "weir-agent log names the smart host (sink.weir.test or port $SINK_PORT)" \
 	log_has "$AGENT_LOG" "sink\.weir\.test|[:=]$SINK_PORT([^0-9]|$)"
-check "Postfix queue is empty" wait_queue_empty 30
+check "$(mta_name)'s queue is empty" wait_queue_empty 30
 check "the sink holds exactly 3 messages" test "$(sink_count)" = 3
 check "weir-milter still running" pid_alive "$MILTER_PID"
 check "weir-agent still running" pid_alive "$AGENT_PID"

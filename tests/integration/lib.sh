@@ -72,7 +72,15 @@ it_logs() {
 		echo "----- last 25 lines of $f -----"
 		tail -n 25 -- "$f"
 	done
-	if [ -f "$D/postfix/main.cf" ]; then
+	if [ "${STACK_MTA:-postfix}" = sendmail ]; then
+		for f in "$D"/log/sendmail.log "$D"/log/sendmail.out; do
+			[ -s "$f" ] || continue
+			echo "----- last 25 lines of $f -----"
+			tail -n 25 -- "$f"
+		done
+		echo "----- mailq (Sendmail) -----"
+		"$STACK/sendmail" "$D" -bp 2>&1 | head -20
+	elif [ -f "$D/postfix/main.cf" ]; then
 		echo "----- postqueue -p -----"
 		postqueue -c "$D/postfix" -p 2>&1 | head -20
 	fi
@@ -117,9 +125,10 @@ it_abort() {
 # source its stack.env (ports, PIDs, paths). VAR=VALUE are passed to the
 # start script (WEIR_STACK_SKIP=milter, WEIR_SINK_SLOW=8, ...).
 it_start_stack() {
+	it_need_mta
 	D=$(mktemp -d /tmp/weir-it.XXXXXX) || it_abort "mktemp failed"
 	chmod 755 "$D"
-	it_say "starting the stack in $D $*"
+	it_say "starting the stack in $D $*${WEIR_STACK_MTA:+ (WEIR_STACK_MTA=$WEIR_STACK_MTA)}"
 	if ! env "$@" "$STACK/start" "$D" >"$D/start.out" 2>&1; then
 		cat "$D/start.out"
 		it_abort "the stack did not start"
@@ -196,7 +205,7 @@ send_mail() {
 		--from "$from" --to "$to" \
 		--header "Subject: weir test $tok" --body "$(body_for "$tok")" "$@" >"$log" 2>&1
 	local rc=$?
-	QID=$(sed -n 's/.*queued as \([0-9A-Za-z]*\).*/\1/p' "$log" | tail -n 1)
+	QID=$(mta_qid "$log")
 	if [ "$rc" != 0 ]; then
 		it_say "swaks exited $rc; transcript $log:"
 		tail -n 15 "$log"
@@ -248,20 +257,157 @@ pf_status() {
 	grep -F "$1: to=<$2>" "$POSTFIX_LOG" 2>/dev/null | tail -n 1
 }
 
-# queue_empty: Postfix's queue holds nothing (both views must agree)
+# queue_empty: the MTA's queue holds nothing (for Postfix both views,
+# postqueue -p and the queue directories, must agree)
 queue_empty() {
+	if is_sendmail; then
+		[ "$(mta_queue_count)" = 0 ]
+		return
+	fi
 	postqueue -c "$POSTFIX_CONFIG_DIR" -p 2>/dev/null | grep -q "Mail queue is empty" &&
 		[ -z "$(find "$POSTFIX_QUEUE_DIR"/{maildrop,incoming,active,deferred,hold} -type f 2>/dev/null)" ]
 }
 
-# in_queue QID: QID is still in Postfix's queue
+# in_queue QID: QID is still in the MTA's queue (held or not)
 in_queue() {
+	if is_sendmail; then
+		[ -e "$SENDMAIL_QUEUE_DIR/qf$1" ] || [ -e "$SENDMAIL_QUEUE_DIR/hf$1" ]
+		return
+	fi
 	postqueue -c "$POSTFIX_CONFIG_DIR" -p 2>/dev/null | grep -q "^$1[*! ]"
 }
 
-# in_deferred QID: QID sits in the deferred queue
+# in_deferred QID: QID waits for another delivery attempt (Postfix's
+# deferred queue; Sendmail has one queue: a qf file that a delivery
+# attempt has already deferred)
 in_deferred() {
+	if is_sendmail; then
+		[ -e "$SENDMAIL_QUEUE_DIR/qf$1" ] && grep -q "$1: to=.* stat=Deferred" "$MTA_LOG" 2>/dev/null
+		return
+	fi
 	[ -n "$(find "$POSTFIX_QUEUE_DIR/deferred" -type f -name "$1" 2>/dev/null)" ]
+}
+
+# --- the MTA, Postfix or Sendmail (WEIR_STACK_MTA; stack.env STACK_MTA) ---
+# Tests that run against both call these instead of postqueue/postsuper
+# and instead of matching Postfix's log lines.
+
+# is_sendmail: the stack's MTA is Sendmail
+is_sendmail() {
+	[ "${STACK_MTA:-postfix}" = sendmail ]
+}
+
+# mta_name: "Postfix" or "Sendmail", for check descriptions
+mta_name() {
+	if is_sendmail; then echo Sendmail; else echo Postfix; fi
+}
+
+# mta_qid TRANSCRIPT: the queue id in a swaks transcript's reply to the
+# end of data: Postfix's "250 2.0.0 Ok: queued as QID", Sendmail's "250
+# 2.0.0 QID Message accepted for delivery"
+mta_qid() {
+	sed -n -e 's/.*queued as \([0-9A-Za-z]*\).*/\1/p' \
+		-e 's/^ *<[-~] *250 2\.0\.0 \([0-9A-Za-z]*\) Message accepted for delivery.*/\1/p' "$1" | tail -n 1
+}
+
+# mta_queue_count: messages in the MTA's queue, held ones included
+mta_queue_count() {
+	if is_sendmail; then
+		# qf: queued, hf: quarantined (Sendmail's hold), Qf: lost
+		find "$SENDMAIL_QUEUE_DIR" -maxdepth 1 -type f -name '[qhQ]f*' 2>/dev/null | wc -l
+	else
+		find "$POSTFIX_QUEUE_DIR"/{maildrop,incoming,active,deferred,hold} -type f 2>/dev/null | wc -l
+	fi
+}
+
+# mta_flush: try every queued message now (postqueue -f; sendmail -q)
+mta_flush() {
+	if is_sendmail; then
+		"$STACK/sendmail" "$D" -q
+	else
+		postqueue -c "$POSTFIX_CONFIG_DIR" -f
+	fi
+}
+
+# mta_log_line QID RCPT ERE: the MTA's last log line about QID and RCPT
+# matches ERE
+mta_log_line() {
+	local l
+	if is_sendmail; then
+		l=$(grep -F "$1: to=<$2>" "$MTA_LOG" 2>/dev/null | tail -n 1)
+	else
+		l=$(grep -F "$1: to=<$2>" "$POSTFIX_LOG" 2>/dev/null | tail -n 1)
+	fi
+	[ -n "$l" ] && printf '%s\n' "$l" | grep -qE -- "$3"
+}
+
+# mta_sent_to_agent QID RCPT [SECS]: wait until the MTA logs QID to RCPT
+# delivered to weir-agent over LMTP (Postfix's lmtp client to the agent's
+# socket; Sendmail's weir mailer of contrib/sendmail/weir.mc)
+mta_sent_to_agent() {
+	if is_sendmail; then
+		wait_for "${3:-30}" mta_log_line "$1" "$2" ' mailer=weir, .* stat=Sent'
+	else
+		wait_log "$POSTFIX_LOG" "postfix/lmtp\[[0-9]+\]: $1: to=<$2>, relay=[^ ]*agent\.lmtp.* status=sent" "${3:-30}"
+	fi
+}
+
+# mta_sent QID RCPT [SECS]: wait until the MTA logs QID to RCPT sent
+mta_sent() {
+	if is_sendmail; then
+		wait_for "${3:-30}" mta_log_line "$1" "$2" ' stat=Sent'
+	else
+		wait_log "$POSTFIX_LOG" "$1: to=<$2>,.* status=sent" "${3:-30}"
+	fi
+}
+
+# mta_deferred_by_agent QID RCPT [SECS]: wait until the MTA logs QID to
+# RCPT deferred by a 4xx reply of weir-agent (not a failure to connect)
+mta_deferred_by_agent() {
+	if is_sendmail; then
+		wait_for "${3:-30}" mta_log_line "$1" "$2" \
+			' mailer=weir, .* dsn=4\.[0-9.]+, reply=4[0-9][0-9] .*stat=Deferred: 4[0-9][0-9] '
+	else
+		wait_log "$POSTFIX_LOG" "postfix/lmtp\[[0-9]+\]: $1: to=<$2>,.* dsn=4\.[0-9.]+, status=deferred" "${3:-30}" &&
+			grep -F "$1: to=<$2>" "$POSTFIX_LOG" | grep -q 'said: 4[0-9][0-9]'
+	fi
+}
+
+# mta_held QID: QID is on hold: Postfix's hold queue (postqueue -p marks it
+# "!"); Sendmail's quarantine (smfi_quarantine: an hf file, listed by
+# mailq -qQ with the reason)
+mta_held() {
+	if is_sendmail; then
+		[ -e "$SENDMAIL_QUEUE_DIR/hf$1" ] &&
+			"$STACK/sendmail" "$D" -qQ -bp 2>/dev/null | grep -q "^$1"
+	else
+		postqueue -c "$POSTFIX_CONFIG_DIR" -p 2>/dev/null | grep -q "^$1!" &&
+			[ -n "$(find "$POSTFIX_QUEUE_DIR/hold" -type f -name "$1" 2>/dev/null)" ]
+	fi
+}
+
+# mta_release QID: the administrator releases a held message and the MTA
+# tries it at once (postsuper -H, postqueue -i; sendmail -qQ -Q -qI)
+mta_release() {
+	if is_sendmail; then
+		"$STACK/sendmail" "$D" -qQ -Q -qI"$1" >/dev/null 2>&1 &&
+			"$STACK/sendmail" "$D" -qI"$1"
+	else
+		postsuper -c "$POSTFIX_CONFIG_DIR" -H "$1" >/dev/null 2>&1 &&
+			postqueue -c "$POSTFIX_CONFIG_DIR" -i "$1" >/dev/null 2>&1
+	fi
+}
+
+# it_need_mta: skip when WEIR_STACK_MTA=sendmail and no private Sendmail
+# can be had (Debian's sendmail-bin is fetched once with apt-get
+# download, see tests/stack/sendmail-fetch); sets WEIR_SENDMAIL_ROOT
+it_need_mta() {
+	local root
+	[ "${WEIR_STACK_MTA:-postfix}" = sendmail ] || return 0
+	[ -r /usr/share/sendmail/cf/m4/cf.m4 ] || it_skip "sendmail-cf is not installed"
+	command -v m4 >/dev/null || it_skip "m4 is not installed"
+	root=$("$STACK/sendmail-fetch" 2>&1) || it_skip "no private Sendmail: $root"
+	export WEIR_SENDMAIL_ROOT=$root
 }
 
 # wait_queue_empty [SECS]
@@ -340,7 +486,7 @@ smtp() {
 	swaks --server "127.0.0.1:$SMTP_PORT" --local-interface "$ip" \
 		--helo client.weir.test "${auth[@]}" "$@" >"$SW" 2>&1
 	rc=$?
-	QID=$(sed -n 's/.*queued as \([0-9A-Za-z]*\).*/\1/p' "$SW" | tail -n 1)
+	QID=$(mta_qid "$SW")
 	return "$rc"
 }
 

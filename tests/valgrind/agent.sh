@@ -10,7 +10,7 @@ command -v valgrind >/dev/null || it_skip "valgrind not installed"
 it_need_binaries agent
 vglog=$(mktemp /tmp/weir-vg-agent.XXXXXX)
 trap 'rc=$?; rm -f "$vglog"; (exit $rc); it_cleanup' EXIT
-it_start_stack WEIR_STACK_TIMEOUT=60 \
+it_start_stack WEIR_STACK_TIMEOUT=60 WEIR_STACK_METRICS=1 \
 	"WEIR_STACK_AGENT_WRAPPER=valgrind --suppressions=$IT_HOME/../valgrind/weir.supp --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --log-file=$vglog"
 
 client() { # SCENARIO PORT MODE
@@ -26,8 +26,18 @@ check "garbage" client garbage "$LMTP_PORT" lmtp
 check "over-long lines" client longline "$AGENT_SMTP_PORT" smtp
 check "client gone in DATA" client drop-in-data "$LMTP_PORT" lmtp
 check "next connection served" client after-drop "$LMTP_PORT" lmtp
+# the HTTP thread (agent.http_listen): metrics, the summary (report and
+# snapshot), files, errors, while the event loop works
+http() { curl -s -o /dev/null -w '%{http_code}' --max-time 30 "http://127.0.0.1:$AGENT_HTTP_PORT$1"; }
+check "HTTP /metrics" [ "$(http /metrics)" = 200 ]
+check "HTTP /api/summary" [ "$(http '/api/summary?since=1h')" = 200 ]
+check "HTTP /api/summary?since=7d" [ "$(http '/api/summary?since=7d')" = 200 ]
+check "HTTP /api/summary?since=x: 400" [ "$(http '/api/summary?since=x')" = 400 ]
+check "HTTP / without dashboard files: 404" [ "$(http /)" = 404 ]
+check "HTTP /assets/..%2Fx: 404" [ "$(http '/assets/..%2Fx')" = 404 ]
 kill -HUP "$AGENT_PID"
 sleep 2
+check "HTTP /metrics after the reload" [ "$(http /metrics)" = 200 ]
 check "reload logged" log_has "$AGENT_LOG" "reload"
 kill -TERM "$AGENT_PID"
 for _ in $(seq 300); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
