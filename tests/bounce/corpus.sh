@@ -23,6 +23,9 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 builddir=${WEIR_BUILDDIR:-$top}
 [ -z "${WEIR_BUILDDIR:-}" ] && [ -x "$PWD/policy/weirctl" ] && builddir=$PWD
 corpus=${WEIR_BOUNCE_CORPUS:-$top/../shared/corpus/bounces}
+# a checkout elsewhere (CI clones into a temporary directory): the
+# workplace's copy
+[ -d "$corpus" ] || [ -n "${WEIR_BOUNCE_CORPUS:-}" ] || corpus=/work/shared/corpus/bounces
 weirctl=$builddir/policy/weirctl
 rules=$top/contrib/bounce/rules.conf
 

@@ -262,12 +262,21 @@ tamper() {
 }
 
 run_canon() { # CANON
-	local canon=$1 dom kind
+	local canon=$1 dom kind kinds="long eightbit nonl trailing empty folded many"
+	# Sendmail rewrites address header fields when it queues a message
+	# (a folded To: list becomes "a, b, c"): simple header
+	# canonicalization cannot survive that, and contrib/sendmail/weir.mc
+	# says to keep it relaxed. The folded and many messages (folded
+	# address lists) are sent with relaxed header canonicalization only.
+	if is_sendmail && [ "${canon%%/*}" = simple ]; then
+		kinds="long eightbit nonl trailing empty"
+		it_say "Sendmail: $canon: no folded/many messages (Sendmail reformats address lists)"
+	fi
 	for dom in rsa.weir.test ed.weir.test dual.weir.test; do
 		LAST=
 		send_kind "$canon" "$dom" plain
 		if [ -n "$LAST" ]; then tamper "$canon" "$dom" "$LAST"; else check "$canon $dom: a stored copy to tamper with" false; fi
-		for kind in long eightbit nonl trailing empty folded many; do
+		for kind in $kinds; do
 			send_kind "$canon" "$dom" "$kind"
 		done
 	done

@@ -134,10 +134,10 @@ else
 	SM=$D/sendmail
 	mkdir -p "$SM/queue" && chmod 700 "$SM/queue" && : >"$SM/cw"
 	# the snippet with this stack's LMTP socket and milter port
-	sed -e "s|A=FILE /run/weir/agent.lmtp|A=FILE $AGENT_LMTP_SOCKET|" -e "s/inet:8891@127.0.0.1/inet:$MILTER_PORT@127.0.0.1/" \
+	sed -e "s|A=FILE /run/weir/agent.lmtp|A=FILE $AGENT_LMTP_SOCKET|" -e "s|S=unix:/run/weir/milter.sock|S=inet:$MILTER_PORT@127.0.0.1|" \
 		"$CONTRIB/sendmail/weir.mc" >"$SM/weir.mc"
 	# and its TCP variant (the dnl'd hint): A=TCP $h LMTP_PORT
-	sed -e "s|A=FILE /run/weir/agent.lmtp|A=TCP \$h $LMTP_PORT|" -e "s/inet:8891@127.0.0.1/inet:$MILTER_PORT@127.0.0.1/" \
+	sed -e "s|A=FILE /run/weir/agent.lmtp|A=TCP \$h $LMTP_PORT|" -e "s|S=unix:/run/weir/milter.sock|S=inet:$MILTER_PORT@127.0.0.1|" \
 		"$CONTRIB/sendmail/weir.mc" >"$SM/weir-tcp.mc"
 	cat >"$SM/test.mc" <<EOF
 divert(-1)dnl

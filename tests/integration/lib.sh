@@ -338,7 +338,7 @@ mta_log_line() {
 	else
 		l=$(grep -F "$1: to=<$2>" "$POSTFIX_LOG" 2>/dev/null | tail -n 1)
 	fi
-	[ -n "$l" ] && printf '%s\n' "$l" | grep -qE -- "$3"
+	[ -n "$l" ] && grep -qE -- "$3" <<<"$l"
 }
 
 # mta_sent_to_agent QID RCPT [SECS]: wait until the MTA logs QID to RCPT
@@ -377,11 +377,12 @@ mta_deferred_by_agent() {
 # "!"); Sendmail's quarantine (smfi_quarantine: an hf file, listed by
 # mailq -qQ with the reason)
 mta_held() {
+	local q
 	if is_sendmail; then
-		[ -e "$SENDMAIL_QUEUE_DIR/hf$1" ] &&
-			"$STACK/sendmail" "$D" -qQ -bp 2>/dev/null | grep -q "^$1"
+		[ -e "$SENDMAIL_QUEUE_DIR/hf$1" ] && q=$("$STACK/sendmail" "$D" -qQ -bp 2>/dev/null) &&
+			grep -q "^$1" <<<"$q"
 	else
-		postqueue -c "$POSTFIX_CONFIG_DIR" -p 2>/dev/null | grep -q "^$1!" &&
+		q=$(postqueue -c "$POSTFIX_CONFIG_DIR" -p 2>/dev/null) && grep -q "^$1!" <<<"$q" &&
 			[ -n "$(find "$POSTFIX_QUEUE_DIR/hold" -type f -name "$1" 2>/dev/null)" ]
 	fi
 }
@@ -505,7 +506,15 @@ sw_reply() {
 		END {
 			want = cmd; if (want == "DATA") want = "DATA_END"
 			if (want in r) print r[want]
-		}' "${2:-$SW}"
+		}' "${2:-$SW}" | {
+		# Sendmail puts the envelope address before a filter's reply
+		# text at MAIL and RCPT: "550 5.7.1 <a@b>... text"
+		if is_sendmail; then
+			sed -E 's/^([245][0-9][0-9][ -]([245]\.[0-9]{1,3}\.[0-9]{1,3} )?)<[^>]*>\.\.\. /\1/'
+		else
+			cat
+		fi
+	}
 }
 
 # reply_is CMD EXPECTED [LOG]: the reply to CMD starts with EXPECTED
