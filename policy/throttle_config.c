@@ -402,3 +402,44 @@ void throttle_senders_free(struct weir_config *cfg)
 {
 	named_free(&cfg->throttle.senders, &cfg->throttle.nsenders);
 }
+
+/* per_unit - "%.3g" or a whole number, into buf */
+static void per_unit(double v, const char *unit, char *buf, size_t size)
+{
+	if (v >= 100)
+		snprintf(buf, size, "%.0f/%s", v, unit);
+	else
+		snprintf(buf, size, "%.3g/%s", v, unit);
+}
+
+/* throttle_rate_text - the rate ("20/s", "300/m", "2.5/s") when lim has
+ * one, else "N sessions", else "unlimited" */
+void throttle_rate_text(const struct throttle_limits *lim, char *buf, size_t size)
+{
+	static const struct {
+		long long ms;
+		const char *unit;
+	} units[] = {{1000, "s"}, {60000, "m"}, {3600000, "h"}, {86400000, "d"}};
+	double per_s;
+
+	if (lim->n == 0) {
+		if (lim->sessions > 0)
+			snprintf(buf, size, "%d session%s", lim->sessions,
+			         lim->sessions == 1 ? "" : "s");
+		else
+			snprintf(buf, size, "unlimited");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (lim->period_ms == units[i].ms) {
+			snprintf(buf, size, "%lld/%s", lim->n, units[i].unit);
+			return;
+		}
+	per_s = (double)lim->n * 1000.0 / (double)lim->period_ms;
+	if (per_s >= 1)
+		per_unit(per_s, "s", buf, size);
+	else if (per_s * 60 >= 1)
+		per_unit(per_s * 60, "m", buf, size);
+	else
+		per_unit(per_s * 3600, "h", buf, size);
+}

@@ -2,7 +2,7 @@
  * and weir's validation of every setting must never crash or leak.
  *
  * fuzz-sources: @config
- * fuzz-pkg: libconfig sqlite3 openssl
+ * fuzz-pkg: @config
  * Build and run: tests/fuzz/run.sh tests/fuzz/fuzz-config.c 60 */
 #include "autoconf.h"
 

@@ -2,7 +2,7 @@
  * arbitrary text; then a few lookups against what was loaded.
  *
  * fuzz-sources: @config
- * fuzz-pkg: libconfig sqlite3 openssl
+ * fuzz-pkg: @config
  * Build and run: tests/fuzz/run.sh tests/fuzz/fuzz-senders-table.c 60 */
 #include "autoconf.h"
 

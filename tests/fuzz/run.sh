@@ -8,7 +8,8 @@
 #   fuzz-pkg: libconfig libevent        (pkg-config modules, optional)
 # "@config" in fuzz-sources stands for everything the configuration
 # loader links (CONFIG_SOURCES below: the one list to keep up to date when
-# a setting's parser moves into a new file).
+# a setting's parser moves into a new file), and "@config" in fuzz-pkg for
+# the packages those need (CONFIG_PKGS).
 # Seeds live in tests/fuzz/corpus/NAME/; the run's new inputs go to a
 # scratch copy, so the committed corpus only changes by hand. A crash
 # leaves its input in tests/results/fuzz/ and fails the run.
@@ -22,10 +23,15 @@ mkdir -p "$out"
 cd "$top"
 CONFIG_SOURCES="lib/log.c lib/xalloc.c lib/endpoint.c lib/cidr.c lib/strmap.c lib/strbuf.c
 	lib/daemon.c policy/config.c policy/settings.c policy/address.c policy/senders.c
-	policy/dkim_keys.c policy/rate_limits.c policy/routes.c policy/credentials.c"
+	policy/dkim_keys.c policy/rate_limits.c policy/routes.c policy/credentials.c
+	policy/config_entry.c lib/secret_file.c policy/throttle_config.c policy/throttle_rules.c
+	policy/webhook_config.c lib/httpd.c policy/bounce_rules.c"
+# the packages those need (with a target's own fuzz-pkg)
+CONFIG_PKGS="libconfig sqlite3 openssl libmicrohttpd gmime-3.0 libcurl"
 sources=$(sed -n 's/.*fuzz-sources: *//p' "$src" | head -1)
 sources=${sources//@config/$CONFIG_SOURCES}
 pkgs=$(sed -n 's/.*fuzz-pkg: *//p' "$src" | head -1)
+pkgs=${pkgs//@config/$CONFIG_PKGS}
 flags=""
 [ -n "$pkgs" ] && flags=$(pkg-config --cflags --libs $pkgs)
 [ -f autoconf.h ] || { echo "run ./configure first (autoconf.h is missing)"; exit 1; }
