@@ -123,8 +123,8 @@ want("destinations vs weirctl report",
      [(d["domain"], d["recipients"], d["delivered"], d["bounced"]) for d in s["top_destinations"]],
      [(d["domain"], d["recipients"], d["delivered"], d["bounced"]) for d in r["destination_domains"]][:10])
 b = s["recent_bounces"]
-want("recent bounces", [(x["recipient"], x["code"], x["status"]) for x in b],
-     [("reject-1@b.weir.test", 550, "5.1.1")])
+want("recent bounces", [(x["recipient"], x["code"], x["status"], x["reason"], x["hard"]) for x in b],
+     [("reject-1@b.weir.test", 550, "5.1.1", "userunknown", True)])
 want("upstreams", [(u["host"], u["up"]) for u in s["upstreams"]],
      [("sink.weir.test:%s" % sys.argv[3], True)])
 want("throttle", s["throttle"], [])
