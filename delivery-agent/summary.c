@@ -59,29 +59,6 @@ static long long wall_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void add_rate(struct strbuf *b, const char *key, double v)
-{
-	char buf[32];
-
-	json_key(b, key);
-	if (v < 0) {
-		strbuf_adds(b, "null");
-		return;
-	}
-	snprintf(buf, sizeof(buf), "%.4f", v);
-	strbuf_adds(b, buf);
-}
-
-static void add_counts(struct strbuf *b, const struct report_counts *c)
-{
-	json_member_int(b, "recipients", c->recipients);
-	json_member_int(b, "delivered", c->delivered);
-	json_member_int(b, "deferred", c->deferred);
-	json_member_int(b, "bounced", c->bounced);
-	json_member_int(b, "suppressed", c->suppressed);
-	json_member_int(b, "complaints", c->complaints);
-}
-
 /* add_series - one array of the series: field picks the count */
 static void add_series(struct strbuf *b, const char *key, const struct report *r, size_t field)
 {
@@ -104,10 +81,10 @@ static void add_report(struct strbuf *b, const struct report *r)
 	json_member_int(b, "bucket_seconds", r->bucket_ms / 1000);
 	json_key(b, "totals");
 	strbuf_adds(b, "{");
-	add_counts(b, &r->total);
+	report_json_counts(b, &r->total);
 	strbuf_adds(b, "}");
-	add_rate(b, "delivery_rate", report_delivery_rate(&r->total));
-	add_rate(b, "bounce_rate", report_bounce_rate(&r->total));
+	report_json_rate(b, "delivery_rate", report_delivery_rate(&r->total));
+	report_json_rate(b, "bounce_rate", report_bounce_rate(&r->total));
 	json_key(b, "series");
 	strbuf_adds(b, "{");
 	json_key(b, "time");
@@ -127,7 +104,7 @@ static void add_report(struct strbuf *b, const struct report *r)
 	for (size_t i = 0; i < r->ndest && i < TOP_DESTINATIONS; i++) {
 		strbuf_adds(b, i ? ",{" : "{");
 		json_member_str(b, "domain", r->dest[i].name);
-		add_counts(b, &r->dest[i].c);
+		report_json_counts(b, &r->dest[i].c);
 		strbuf_adds(b, "}");
 	}
 	strbuf_adds(b, "]");

@@ -11,9 +11,12 @@
 #include "autoconf.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/json.h"
+#include "lib/strbuf.h"
 #include "lib/strmap.h"
 #include "lib/xalloc.h"
 #include "policy/config.h"
@@ -434,4 +437,27 @@ void report_free(struct report *r)
 	preflight_findings_free(r->spf, r->spf_read);
 	free(r->spf_note);
 	free(r);
+}
+
+void report_json_counts(struct strbuf *b, const struct report_counts *c)
+{
+	json_member_int(b, "recipients", c->recipients);
+	json_member_int(b, "delivered", c->delivered);
+	json_member_int(b, "deferred", c->deferred);
+	json_member_int(b, "bounced", c->bounced);
+	json_member_int(b, "suppressed", c->suppressed);
+	json_member_int(b, "complaints", c->complaints);
+}
+
+void report_json_rate(struct strbuf *b, const char *key, double v)
+{
+	char num[32];
+
+	json_key(b, key);
+	if (v < 0) {
+		strbuf_adds(b, "null");
+		return;
+	}
+	snprintf(num, sizeof(num), "%.4f", v);
+	strbuf_adds(b, num);
 }

@@ -102,4 +102,11 @@ double report_bounce_rate(const struct report_counts *c);
 /* report_free - NULL is ok */
 void report_free(struct report *r);
 
+/* For JSON writers of these figures (weirctl report --json, weir-agent's
+ * /api/summary): the six counts of c as members, and one rate member
+ * (null when v < 0) */
+struct strbuf;
+void report_json_counts(struct strbuf *b, const struct report_counts *c);
+void report_json_rate(struct strbuf *b, const char *key, double v);
+
 #endif

@@ -249,29 +249,11 @@ void report_print_text(FILE *out, const struct report *r, size_t top)
 
 /* JSON */
 
-static void json_rate(struct strbuf *b, const char *key, double v)
-{
-	char num[32];
-
-	json_key(b, key);
-	if (v < 0) {
-		strbuf_adds(b, "null");
-	} else {
-		snprintf(num, sizeof(num), "%.4f", v);
-		strbuf_adds(b, num);
-	}
-}
-
 static void json_counts(struct strbuf *b, const struct report_counts *c)
 {
-	json_member_int(b, "recipients", c->recipients);
-	json_member_int(b, "delivered", c->delivered);
-	json_member_int(b, "deferred", c->deferred);
-	json_member_int(b, "bounced", c->bounced);
-	json_member_int(b, "suppressed", c->suppressed);
-	json_member_int(b, "complaints", c->complaints);
-	json_rate(b, "delivery_rate", report_delivery_rate(c));
-	json_rate(b, "bounce_rate", report_bounce_rate(c));
+	report_json_counts(b, c);
+	report_json_rate(b, "delivery_rate", report_delivery_rate(c));
+	report_json_rate(b, "bounce_rate", report_bounce_rate(c));
 }
 
 /* json_list_open - "key":[ ; each element then opens with json_elem */
