@@ -211,9 +211,34 @@ static bool xtext_valid(const char *v, size_t n, size_t max)
 	return true;
 }
 
-/* mail_param - apply one "KEY=VALUE" of MAIL */
-static int mail_param(const char *p, size_t n, struct smtp_mail *m, const char **err_r)
+/* param_fn - one parameter (p, n bytes: "KEY" or "KEY=VALUE") into ctx */
+typedef int param_fn(const char *p, size_t n, void *ctx, const char **err_r);
+
+/* each_param - the space-separated parameters after the path, each to fn;
+ * anything but a space after the path is the syntax error given */
+static int each_param(const char *p, param_fn *fn, void *ctx, const char *syntax,
+                      const char **err_r)
 {
+	while (*p) {
+		size_t n;
+		if (*p != ' ') {
+			*err_r = syntax;
+			return -1;
+		}
+		while (*p == ' ')
+			p++;
+		n = strcspn(p, " ");
+		if (n > 0 && fn(p, n, ctx, err_r) < 0)
+			return -1;
+		p += n;
+	}
+	return 0;
+}
+
+/* mail_param - apply one "KEY=VALUE" of MAIL */
+static int mail_param(const char *p, size_t n, void *ctx, const char **err_r)
+{
+	struct smtp_mail *m = ctx;
 	const char *eq = memchr(p, '=', n);
 	size_t klen = eq ? (size_t)(eq - p) : n, vlen = eq ? n - klen - 1 : 0;
 	const char *v = eq ? eq + 1 : "";
@@ -288,19 +313,9 @@ int smtp_parse_mail(const char *arg, struct smtp_mail *m, const char **err_r)
 				 : "501 5.1.7 Bad sender address syntax";
 		return -1;
 	}
-	while (*p) {
-		size_t n;
-		if (*p != ' ') {
-			*err_r = "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]";
-			return -1;
-		}
-		while (*p == ' ')
-			p++;
-		n = strcspn(p, " ");
-		if (n > 0 && mail_param(p, n, m, err_r) < 0)
-			return -1;
-		p += n;
-	}
+	if (each_param(p, mail_param, m, "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]",
+	               err_r) < 0)
+		return -1;
 	if (!m->smtputf8)
 		for (const char *q = m->addr; *q; q++)
 			if ((unsigned char)*q >= 0x80) {
@@ -311,8 +326,9 @@ int smtp_parse_mail(const char *arg, struct smtp_mail *m, const char **err_r)
 }
 
 /* rcpt_param - one NOTIFY= or ORCPT= of RCPT */
-static int rcpt_param(const char *p, size_t n, struct smtp_rcpt *r, const char **err_r)
+static int rcpt_param(const char *p, size_t n, void *ctx, const char **err_r)
 {
+	struct smtp_rcpt *r = ctx;
 	const char *eq = memchr(p, '=', n);
 	size_t klen = eq ? (size_t)(eq - p) : n, vlen = eq ? n - klen - 1 : 0;
 	const char *v = eq ? eq + 1 : "";
@@ -374,20 +390,8 @@ int smtp_parse_rcpt_params(const char *arg, struct smtp_rcpt *rc, bool utf8, con
 				 : "501 5.1.3 Bad recipient address syntax";
 		return -1;
 	}
-	while (*p) {
-		size_t n;
-		if (*p != ' ') {
-			*err_r = "501 5.5.4 Syntax: RCPT TO:<address> [parameters]";
-			return -1;
-		}
-		while (*p == ' ')
-			p++;
-		n = strcspn(p, " ");
-		if (n > 0 && rcpt_param(p, n, rc, err_r) < 0)
-			return -1;
-		p += n;
-	}
-	return 0;
+	return each_param(p, rcpt_param, rc, "501 5.5.4 Syntax: RCPT TO:<address> [parameters]",
+	                  err_r);
 }
 
 /* smtp_parse_rcpt - "TO:<addr>"; no parameters are supported */
