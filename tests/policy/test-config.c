@@ -12,26 +12,16 @@
 #include "policy/config.h"
 #include "policy/rate.h"
 #include "tests/testlib.h"
+#include "tests/conftest.h"
 
 static struct config_errors errs;
 
 static struct weir_config *load(const char *text, enum config_user who)
 {
-	config_errors_free(&errs);
-	config_errors_init(&errs);
-	return config_load_string("t.conf", text, who, &errs);
+	return conf_load(&errs, text, who);
 }
 
-static bool has_error(const char *want)
-{
-	for (size_t i = 0; i < errs.list.n; i++)
-		if (strstr(errs.list.v[i], want) != NULL)
-			return true;
-	fprintf(stderr, "  no error containing \"%s\"; errors were:\n", want);
-	for (size_t i = 0; i < errs.list.n; i++)
-		fprintf(stderr, "    %s\n", errs.list.v[i]);
-	return false;
-}
+#define has_error(want) conf_has_error(&errs, want)
 
 static void test_defaults(void)
 {

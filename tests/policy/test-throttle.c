@@ -21,6 +21,7 @@
 #include "policy/throttle.h"
 #include "policy/throttle_int.h"
 #include "tests/testlib.h"
+#include "tests/conftest.h"
 
 /* 2026-11-22T10:59:59Z, in ms */
 #define T0  1795345199000LL
@@ -44,23 +45,12 @@ static struct weir_config *load(const char *text)
 	char *full = xasprintf("agent = { smarthost = \"192.0.2.1\"; };\n%s", text);
 	struct weir_config *cfg;
 
-	config_errors_free(&errs);
-	config_errors_init(&errs);
-	cfg = config_load_string("t.conf", full, CONFIG_FOR_AGENT, &errs);
+	cfg = conf_load(&errs, full, CONFIG_FOR_AGENT);
 	free(full);
 	return cfg;
 }
 
-static bool has_error(const char *want)
-{
-	for (size_t i = 0; i < errs.list.n; i++)
-		if (strstr(errs.list.v[i], want) != NULL)
-			return true;
-	fprintf(stderr, "  no error containing \"%s\"; errors were:\n", want);
-	for (size_t i = 0; i < errs.list.n; i++)
-		fprintf(stderr, "    %s\n", errs.list.v[i]);
-	return false;
-}
+#define has_error(want) conf_has_error(&errs, want)
 
 static const char good[] =
     "throttle = {\n"

@@ -30,6 +30,7 @@
 #include "policy/config.h"
 #include "policy/webhook.h"
 #include "tests/testlib.h"
+#include "tests/conftest.h"
 
 #define SECRET "s3cret-key-for-tests"
 
@@ -220,16 +221,7 @@ static int dead_port(void)
 
 /* ---- configuration and the outbox ---- */
 
-static bool has_error(const char *want)
-{
-	for (size_t i = 0; i < errs.list.n; i++)
-		if (strstr(errs.list.v[i], want) != NULL)
-			return true;
-	fprintf(stderr, "  no error containing \"%s\"; errors were:\n", want);
-	for (size_t i = 0; i < errs.list.n; i++)
-		fprintf(stderr, "    %s\n", errs.list.v[i]);
-	return false;
-}
+#define has_error(want) conf_has_error(&errs, want)
 
 /* load - a configuration with bounce = { BOUNCE } and outcome.db set
  * (with_db); the user is whoever we are (the owner check). Errors are
@@ -243,9 +235,7 @@ static struct weir_config *load(const char *bounce, bool with_db)
 	                       with_db ? db_path : "", with_db ? "\"; };" : "", bounce);
 	struct weir_config *cfg;
 
-	config_errors_free(&errs);
-	config_errors_init(&errs);
-	cfg = config_load_string("t.conf", text, CONFIG_FOR_AGENT, &errs);
+	cfg = conf_load(&errs, text, CONFIG_FOR_AGENT);
 	free(text);
 	return cfg;
 }
